@@ -1,0 +1,1 @@
+"""The kernel stages: source, config, build."""

@@ -1,0 +1,192 @@
+"""Configure and build a kernel out of tree (O=), cached by (toolchain, source, config)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rustkm.cache import cache_key, locked
+from rustkm.errors import RustkmError
+from rustkm.kernel.config import Fragment, merge, missing, parse_config, render
+from rustkm.kernel.source import KernelSource
+from rustkm.log import console, say, step
+from rustkm.toolchain import Toolchain, store_dir
+
+_OBJECT_LINE = re.compile(r"^  ([A-Z][A-Z0-9_]*(?: [A-Z])?)\s+(\S+)")
+_STAMP = "rustkm-build.json"
+
+
+@dataclass(frozen=True)
+class KernelBuild:
+    """A finished kernel build: everything the VM and out-of-tree modules need."""
+
+    key: str
+    build_dir: Path
+    source: KernelSource
+    toolchain: str
+    release: str
+    fragments: tuple[str, ...]
+
+    @property
+    def vmlinux(self) -> Path:
+        return self.build_dir / "vmlinux"
+
+    @property
+    def bzimage(self) -> Path:
+        return self.build_dir / "arch/x86/boot/bzImage"
+
+    @property
+    def config(self) -> Path:
+        return self.build_dir / ".config"
+
+    @property
+    def symvers(self) -> Path:
+        return self.build_dir / "Module.symvers"
+
+    @classmethod
+    def load(cls, build_dir: Path) -> KernelBuild:
+        data = json.loads((build_dir / _STAMP).read_text())
+        data["build_dir"] = Path(data["build_dir"])
+        src = data["source"]
+        data["source"] = KernelSource(Path(src["tree"]), src["version"], src["origin"])
+        data["fragments"] = tuple(data["fragments"])
+        return cls(**data)
+
+    def save(self) -> None:
+        data = asdict(self)
+        (self.build_dir / _STAMP).write_text(json.dumps(data, default=str, indent=2) + "\n")
+
+
+def make_args(jobs: int | None = None) -> list[str]:
+    """What every make call of a kernel build gets: LLVM, ccache for C, a stable timestamp."""
+    return ["LLVM=1", "CC=ccache clang", f"-j{jobs or os.cpu_count() or 1}",
+            "KBUILD_BUILD_TIMESTAMP=rustkm", "KBUILD_BUILD_USER=rustkm",
+            "KBUILD_BUILD_HOST=rustkm"]
+
+
+def _env() -> dict[str, str]:
+    return {"CCACHE_DIR": str(store_dir() / "ccache"), "CCACHE_MAXSIZE": "2G",
+            "CCACHE_COMPILERCHECK": "content"}
+
+
+def build_key(tc: Toolchain, source: KernelSource, fragments: list[Fragment]) -> str:
+    merged, _ = merge(fragments)
+    return cache_key(tc.name, source.origin, render(merged), make_args(1)[:2])
+
+
+def ensure_kernel(tc: Toolchain, source: KernelSource, fragments: list[Fragment],
+                  jobs: int | None = None) -> KernelBuild:
+    """The cached build, or build it (resuming an interrupted build in the same folder)."""
+    key = build_key(tc, source, fragments)
+    build_dir = store_dir() / "kernels" / key
+    immutable = source.origin.startswith("debian:")
+    if immutable and (build_dir / _STAMP).exists():
+        return KernelBuild.load(build_dir)  # the no-op: nothing that keys the build changed
+    with locked(build_dir, f"kernel build {key}"):
+        if immutable and (build_dir / _STAMP).exists():
+            return KernelBuild.load(build_dir)
+        build_dir.mkdir(parents=True, exist_ok=True)
+        configure(tc, source, fragments, build_dir)
+        _compile(tc, source, build_dir, key, jobs)
+        release = (build_dir / "include/config/kernel.release").read_text().strip()
+        build = KernelBuild(key, build_dir, source, tc.name, release,
+                            tuple(f.name for f in fragments))
+        build.save()
+        return build
+
+
+def configure(tc: Toolchain, source: KernelSource, fragments: list[Fragment],
+              build_dir: Path) -> None:
+    """allnoconfig with the merged fragments forced in, then check every request stuck."""
+    requested, overrides = merge(fragments)
+    for o in overrides:
+        say(f"config: {o.new_fragment} sets {o.symbol}={o.new} over {o.old_fragment}'s {o.old}")
+    allconfig = build_dir / "rustkm-fragments.config"
+    text = render(requested)
+    if allconfig.exists() and allconfig.read_text() == text and (build_dir / ".config").exists():
+        return
+    allconfig.write_text(text)
+    with step(f"configuring Linux {source.version}: allnoconfig + {len(fragments)} fragments"):
+        _make(tc, source, build_dir, [f"KCONFIG_ALLCONFIG={allconfig}", "allnoconfig"])
+    final = parse_config((build_dir / ".config").read_text())
+    lost = missing(requested, final)
+    if lost:
+        from rustkm.kernel.explain import explain_missing
+
+        (build_dir / ".config").rename(build_dir / ".config.rejected")
+        allconfig.unlink()
+        raise RustkmError(
+            f"the kernel config lost {len(lost)} option(s) the fragments ask for",
+            details=explain_missing(source.tree, final, lost),
+            hint="fix the fragments (or the toolchain), then run again; nothing was built")
+
+
+def _make(tc: Toolchain, source: KernelSource, build_dir: Path, targets: list[str],
+          jobs: int | None = 1) -> str:
+    argv = ["make", "-C", str(source.tree), f"O={build_dir}", *make_args(jobs), *targets]
+    proc = tc.run(argv, cwd=build_dir, env=_env(), binds=[source.tree], check=False)
+    if proc.returncode != 0:
+        raise _build_failure(proc.stdout or "", " ".join(targets))
+    return proc.stdout or ""
+
+
+def _build_failure(output: str, what: str) -> RustkmError:
+    tail = "\n".join(output.splitlines()[-40:])
+    if "No space left on device" in output:
+        return RustkmError(f"the disk is full: make {what} could not write its output",
+                           details=tail, hint="free some space, then run again: the build resumes")
+    errors = [line for line in output.splitlines() if "error" in line.lower()]
+    return RustkmError(f"make {what} failed", details="\n".join(errors[:20]) + "\n...\n" + tail,
+                       hint="the build folder is kept; fix the cause and run again to resume")
+
+
+def _compile(tc: Toolchain, source: KernelSource, build_dir: Path, key: str,
+             jobs: int | None) -> None:
+    counts_file = store_dir() / "kernels" / "object-counts.json"
+    counts = json.loads(counts_file.read_text()) if counts_file.exists() else {}
+    expected = counts.get(key)
+    argv = tc.wrap(["make", "-C", str(source.tree), f"O={build_dir}", *make_args(jobs)],
+                   cwd=build_dir, env=_env(), binds=[source.tree])
+    tail: list[str] = []
+    done = 0
+    start = last_print = time.monotonic()
+    with step(f"building Linux {source.version} in {build_dir}"):
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace")
+        assert proc.stdout is not None
+        progress = Progress(TextColumn("  kernel build"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[last]}"), TimeElapsedColumn(),
+                            console=console, transient=True, disable=not console.is_terminal)
+        try:
+            with progress:
+                task = progress.add_task("build", total=expected, last="")
+                for line in proc.stdout:
+                    tail = (tail + [line])[-200:]
+                    m = _OBJECT_LINE.match(line)
+                    if not m:
+                        continue
+                    done += 1
+                    progress.update(task, completed=done, last=m.group(2)[-40:])
+                    now = time.monotonic()
+                    if not console.is_terminal and now - last_print > 30:
+                        total = f"/~{expected}" if expected else ""
+                        say(f"kernel build: {done}{total} steps, {now - start:.0f} s, {m.group(2)}")
+                        last_print = now
+            rc = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        if rc != 0:
+            raise _build_failure("".join(tail), "(kernel build)")
+        say(f"{done} build steps")
+    if done > 100:
+        counts[key] = done
+        counts_file.write_text(json.dumps(counts))

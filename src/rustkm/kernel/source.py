@@ -1,0 +1,168 @@
+"""Kernel source: Debian's linux-source-X.Y package (resolved once, locked, cached) or a local tree."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from rustkm.cache import locked, sha256_file
+from rustkm.errors import RustkmError
+from rustkm.lockfile import Lock, LockedPackage
+from rustkm.log import say, step
+from rustkm.toolchain import Toolchain, store_dir
+
+DEFAULT_SERIES = "7.2"
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    tree: Path
+    version: str  # the kernel's own version, from its Makefile
+    origin: str  # what it came from, for cache keys and `kernel info`
+
+
+def kernel_version(tree: Path) -> str:
+    """VERSION.PATCHLEVEL.SUBLEVEL from a kernel tree's top Makefile."""
+    makefile = tree / "Makefile"
+    if not makefile.is_file() or not (tree / "Kconfig").is_file():
+        raise RustkmError(f"{tree} is not a Linux source tree (no Makefile and Kconfig there)",
+                          hint="point --source at the top of a kernel checkout")
+    fields = dict(re.findall(r"^(VERSION|PATCHLEVEL|SUBLEVEL)\s*=\s*(\d*)", makefile.read_text(),
+                             re.M))
+    if "VERSION" not in fields:
+        raise RustkmError(f"{makefile} names no VERSION")
+    return f"{fields['VERSION']}.{fields.get('PATCHLEVEL') or 0}.{fields.get('SUBLEVEL') or 0}"
+
+
+def local_source(path: Path) -> KernelSource:
+    tree = path.expanduser().resolve()
+    if not tree.is_dir():
+        raise RustkmError(f"kernel source {path} does not exist")
+    version = kernel_version(tree)
+    if (tree / ".config").exists() or (tree / "include/config").exists():
+        raise RustkmError(f"{tree} has been configured or built in place",
+                          hint=f"rustkm builds out of tree (O=); run `make -C {tree} mrproper` first")
+    return KernelSource(tree, version, f"local:{tree}")
+
+
+def parse_madison(text: str) -> list[tuple[str, str]]:
+    """(version, suite) pairs from `apt-cache madison` output, in the order apt lists them."""
+    found = []
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) >= 3 and parts[2].endswith("Packages"):
+            suite = parts[2].split()[1].split("/")[0]
+            found.append((parts[1], suite))
+    return found
+
+
+def parse_apt_show(text: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break  # first stanza only
+        if ":" in line and not line.startswith(" "):
+            key, value = line.split(":", 1)
+            fields[key] = value.strip()
+    return fields
+
+
+class DebianArchive:
+    """apt inside the toolchain root filesystem, which lists trixie and trixie-backports."""
+
+    def __init__(self, toolchain: Toolchain) -> None:
+        self.tc = toolchain
+        self._updated = False
+
+    def update(self) -> None:
+        if not self._updated:
+            with step("apt-get update (in the toolchain)"):
+                self.tc.run(["apt-get", "-q", "update"])
+            self._updated = True
+
+    def versions(self, package: str) -> list[tuple[str, str]]:
+        self.update()
+        proc = self.tc.run(["apt-cache", "madison", package], check=False)
+        return parse_madison(proc.stdout)
+
+    def resolve(self, package: str, version: str | None = None) -> LockedPackage:
+        available = self.versions(package)
+        if not available:
+            raise RustkmError(f"the Debian archive has no package {package}",
+                              hint="check the kernel series (e.g. 7.2) and the network")
+        if version is None:
+            version, suite = available[0]
+        else:
+            suites = [s for v, s in available if v == version]
+            if not suites:
+                listed = ", ".join(v for v, _ in available)
+                raise RustkmError(
+                    f"{package} {version} (locked) has left the Debian archive; it has {listed}",
+                    hint="run `rustkm lock --update` to move the lock to an available version")
+            suite = suites[0]
+        show = parse_apt_show(self.tc.run(["apt-cache", "show", f"{package}={version}"]).stdout)
+        return LockedPackage(package=package, version=version, sha256=show["SHA256"], suite=suite)
+
+    def download(self, pkg: LockedPackage) -> Path:
+        """The .deb in the cache, downloaded and checked against the locked SHA256."""
+        debs = store_dir() / "debs"
+        debs.mkdir(exist_ok=True)
+        target = debs / f"{pkg.package}_{pkg.version.replace(':', '%3a')}_{pkg.sha256[:12]}.deb"
+        if target.exists() and sha256_file(target) == pkg.sha256:
+            return target
+        if target.exists():
+            say(f"{target.name} in the cache is corrupt or partial: fetching it again")
+            target.unlink()
+        self.resolve(pkg.package, pkg.version)  # says clearly when the version is gone
+        tmp = debs / "download.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        with step(f"downloading {pkg.package} {pkg.version}"):
+            self.tc.run(["apt-get", "-q", "download", f"{pkg.package}={pkg.version}"], cwd=tmp)
+        got = next(tmp.glob("*.deb"))
+        digest = sha256_file(got)
+        if digest != pkg.sha256:
+            shutil.rmtree(tmp)
+            raise RustkmError(f"{got.name} has SHA256 {digest}, the lock says {pkg.sha256}",
+                              hint="the archive changed under a locked version; "
+                                   "run `rustkm lock --update` if you trust it")
+        got.rename(target)
+        shutil.rmtree(tmp)
+        return target
+
+
+def debian_source(tc: Toolchain, series: str, lock: Lock, lock_path: Path | None,
+                  update: bool = False) -> KernelSource:
+    package = f"linux-source-{series}"
+    archive = DebianArchive(tc)
+    pinned = None if update else lock.packages.get(package)
+    if pinned is None:
+        pinned = archive.resolve(package)
+        say(f"resolved {package} to {pinned.version} ({pinned.suite})")
+        lock.packages[package] = pinned
+        if lock_path is not None:
+            lock.write(lock_path)
+    tree = store_dir() / "src" / f"linux-{pinned.version.replace(':', '_')}"
+    with locked(tree, f"the kernel source {pinned.version}"):
+        if not (tree / ".rustkm-complete").exists():
+            deb = archive.download(pinned)
+            _extract(tc, deb, tree, series)
+    return KernelSource(tree, kernel_version(tree), f"debian:{package}={pinned.version}")
+
+
+def _extract(tc: Toolchain, deb: Path, tree: Path, series: str) -> None:
+    partial = tree.with_name(tree.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    inner = f"./usr/src/linux-source-{series}.tar.xz"
+    script = (f"dpkg-deb --fsys-tarfile '{deb}' | tar -xO '{inner}' "
+              f"| tar -xJ --strip-components=1 -C '{partial}'")
+    with step(f"extracting {deb.name}"):
+        tc.run(["bash", "-c", "set -o pipefail; " + script],
+               binds=[deb.parent, partial])
+    (partial / ".rustkm-complete").write_text(deb.name + "\n")
+    if tree.exists():
+        shutil.rmtree(tree)
+    partial.rename(tree)

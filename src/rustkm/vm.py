@@ -1,0 +1,123 @@
+"""One QEMU process: its command line, its two serial ports (console, agent), and its reaping."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rustkm.errors import RustkmError
+from rustkm.toolchain import Toolchain
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class VmOptions:
+    memory_mb: int = 256
+    cpus: int = 1
+    accel: str = "auto"  # auto, kvm or tcg
+    append: tuple[str, ...] = ()  # extra kernel command line words
+    network: bool = False  # a user-mode NIC (needs a driver in the kernel)
+    boot_timeout: float = 120.0
+    hung_task_seconds: int = 10
+    qemu_args: tuple[str, ...] = field(default=())
+
+
+def kernel_cmdline(options: VmOptions) -> str:
+    words = ["console=ttyS0", "panic=-1", "rdinit=/init", "printk.devkmsg=on",
+             f"sysctl.kernel.hung_task_timeout_secs={options.hung_task_seconds}",
+             "sysctl.kernel.softlockup_panic=0", *options.append]
+    return " ".join(words)
+
+
+def qemu_argv(kernel: Path, initramfs: Path, options: VmOptions, accel: str,
+              console_sock: Path, agent_sock: Path) -> list[str]:
+    argv = ["qemu-system-x86_64", "-accel", accel, "-cpu", "host" if accel == "kvm" else "max",
+            "-m", str(options.memory_mb), "-smp", str(options.cpus),
+            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-kernel", str(kernel), "-initrd", str(initramfs),
+            "-append", kernel_cmdline(options),
+            "-chardev", f"socket,id=console,path={console_sock},server=on,wait=on",
+            "-serial", "chardev:console",
+            "-chardev", f"socket,id=agent,path={agent_sock},server=on,wait=on",
+            "-serial", "chardev:agent"]
+    if options.network:
+        argv += ["-nic", "user,model=e1000"]
+    return argv + list(options.qemu_args)
+
+
+def _die_with_parent() -> None:
+    # The QEMU (bwrap) process gets SIGKILL when this Python process dies, even by kill -9.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    os.setsid()  # Ctrl-C in the terminal goes to us; we decide when QEMU ends.
+
+
+class QemuProcess:
+    """A started QEMU with both serial ports connected. `kill()` is idempotent."""
+
+    def __init__(self, tc: Toolchain, argv: list[str], workdir: Path, binds: list[Path]) -> None:
+        self.workdir = workdir
+        self.stderr_path = workdir / "qemu.stderr"
+        self._stderr = self.stderr_path.open("wb")
+        self.proc = subprocess.Popen(tc.wrap(argv, binds=binds), stdin=subprocess.DEVNULL,
+                                     stdout=self._stderr, stderr=self._stderr,
+                                     preexec_fn=_die_with_parent)
+        self.console: socket.socket | None = None
+        self.agent: socket.socket | None = None
+
+    def connect(self, console_sock: Path, agent_sock: Path, timeout: float = 30) -> None:
+        self.console = self._connect(console_sock, timeout)
+        self.agent = self._connect(agent_sock, timeout)
+
+    def _connect(self, path: Path, timeout: float) -> socket.socket:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RustkmError(f"QEMU exited with status {self.proc.returncode} at start",
+                                  details=self.stderr_text())
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(str(path))
+                return sock
+            except (FileNotFoundError, ConnectionRefusedError):
+                sock.close()
+                if time.monotonic() > deadline:
+                    raise RustkmError(f"QEMU did not open {path.name} in {timeout:.0f} s",
+                                      details=self.stderr_text()) from None
+                time.sleep(0.01)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stderr_text(self) -> str:
+        self._stderr.flush()
+        try:
+            return self.stderr_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def wait(self, timeout: float) -> bool:
+        try:
+            self.proc.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        for sock in (self.console, self.agent):
+            if sock is not None:
+                sock.close()
+        self._stderr.close()
