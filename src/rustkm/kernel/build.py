@@ -71,7 +71,7 @@ def make_args(jobs: int | None = None) -> list[str]:
             "KBUILD_BUILD_HOST=rustkm"]
 
 
-def _env() -> dict[str, str]:
+def ccache_env() -> dict[str, str]:
     return {"CCACHE_DIR": str(store_dir() / "ccache"), "CCACHE_MAXSIZE": "2G",
             "CCACHE_COMPILERCHECK": "content"}
 
@@ -131,7 +131,7 @@ def configure(tc: Toolchain, source: KernelSource, fragments: list[Fragment],
 def _make(tc: Toolchain, source: KernelSource, build_dir: Path, targets: list[str],
           jobs: int | None = 1) -> str:
     argv = ["make", "-C", str(source.tree), f"O={build_dir}", *make_args(jobs), *targets]
-    proc = tc.run(argv, cwd=build_dir, env=_env(), binds=[source.tree], check=False)
+    proc = tc.run(argv, cwd=build_dir, env=ccache_env(), binds=[source.tree], check=False)
     if proc.returncode != 0:
         raise _build_failure(proc.stdout or "", " ".join(targets))
     return proc.stdout or ""
@@ -153,7 +153,7 @@ def _compile(tc: Toolchain, source: KernelSource, build_dir: Path, key: str,
     counts = json.loads(counts_file.read_text()) if counts_file.exists() else {}
     expected = counts.get(key)
     argv = tc.wrap(["make", "-C", str(source.tree), f"O={build_dir}", *make_args(jobs)],
-                   cwd=build_dir, env=_env(), binds=[source.tree])
+                   cwd=build_dir, env=ccache_env(), binds=[source.tree])
     tail: list[str] = []
     done = 0
     start = last_print = time.monotonic()

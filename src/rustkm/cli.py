@@ -1,0 +1,248 @@
+"""The `rustkm` command: verbs that wire the stages together."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from rustkm.errors import RustkmError
+from rustkm.log import console, say
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except RustkmError as e:
+        console.print(f"[bold red]error:[/] {e.message}", highlight=False)
+        if e.details:
+            console.print(e.details.rstrip(), markup=False, highlight=False)
+        if e.hint:
+            console.print(f"[bold]hint:[/] {e.hint}", highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        say("interrupted; the cache is left consistent, run the command again to resume")
+        return 130
+
+
+def _kernel_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", help="debian:SERIES (default debian:7.2) or a kernel tree path")
+    p.add_argument("--toolchain", choices=("debian", "host"), help="default: debian")
+    p.add_argument("--debug", action="store_true", default=None,
+                   help="the debug lane: KASAN, lockdep, atomic-sleep checks, kmemleak")
+    p.add_argument("--fragment", action="append", dest="fragments",
+                   help="an extra config fragment (file); repeatable")
+
+
+def _vm_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--memory", type=int, default=256, help="guest memory in MiB")
+    p.add_argument("--cpus", type=int, default=1)
+    p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
+    p.add_argument("--append", action="append", default=[], help="kernel command line word")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rustkm", description=__doc__)
+    verbs = parser.add_subparsers(metavar="VERB")
+
+    p = verbs.add_parser("setup", help="create the toolchain (a Debian root filesystem)")
+    p.add_argument("--toolchain", choices=("debian", "host"), default="debian")
+    p.set_defaults(func=cmd_setup)
+
+    p = verbs.add_parser("kernel", help="build the kernel, or show where it is")
+    kverbs = p.add_subparsers(metavar="ACTION")
+    kb = kverbs.add_parser("build", help="configure and build (a no-op when nothing changed)")
+    _kernel_options(kb)
+    kb.set_defaults(func=cmd_kernel_build)
+    ki = kverbs.add_parser("info", help="where the kernel and its parts are, with versions")
+    _kernel_options(ki)
+    ki.set_defaults(func=cmd_kernel_info)
+
+    p = verbs.add_parser("lock", help="resolve the Debian package versions in rustkm.lock")
+    p.add_argument("--update", action="store_true", help="move to the newest versions")
+    p.add_argument("--source", help="debian:SERIES")
+    p.set_defaults(func=cmd_lock)
+
+    p = verbs.add_parser("build", help="build out-of-tree Rust modules")
+    p.add_argument("dirs", nargs="*", type=Path, help="module folders (default: the project's)")
+    _kernel_options(p)
+    p.set_defaults(func=cmd_build)
+
+    p = verbs.add_parser("run", help="boot a VM with modules loaded and run a command")
+    p.add_argument("modules", nargs="*", type=Path, help="module folders to build and load")
+    p.add_argument("--no-load", action="store_true", help="put modules in the VM, do not load")
+    _kernel_options(p)
+    _vm_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = verbs.add_parser("shell", help="an interactive shell in a VM with the modules loaded")
+    p.add_argument("modules", nargs="*", type=Path)
+    _kernel_options(p)
+    _vm_options(p)
+    p.set_defaults(func=cmd_shell)
+
+    p = verbs.add_parser("demo", help="everything from scratch, then a fact from /dev/printerfact")
+    p.set_defaults(func=cmd_demo)
+
+    p = verbs.add_parser("test", help="run the project's pytest tests (VM tests included)")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_test)
+
+    return parser
+
+
+def _request(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from rustkm.project import find_project
+    from rustkm.session import KernelRequest
+
+    project = find_project()
+    fragments = tuple(getattr(args, "fragments", None) or ()) or None
+    return project, KernelRequest.from_project(
+        project, source=getattr(args, "source", None), toolchain=getattr(args, "toolchain", None),
+        debug=getattr(args, "debug", None), fragments=fragments)
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from rustkm.toolchain import ensure_toolchain
+
+    tc = ensure_toolchain(args.toolchain)
+    for tool, version in tc.versions().items():
+        say(f"{tool:8} {version}")
+    return 0
+
+
+def cmd_kernel_build(args: argparse.Namespace) -> int:
+    from rustkm.session import prepare_kernel
+
+    project, request = _request(args)
+    _, build = prepare_kernel(request, project)
+    say(f"kernel {build.release} ready: {build.vmlinux}")
+    return 0
+
+
+def cmd_kernel_info(args: argparse.Namespace) -> int:
+    from rustkm.session import prepare_kernel
+
+    project, request = _request(args)
+    tc, build = prepare_kernel(request, project)
+    rows = [("release", build.release), ("source", f"{build.source.origin}"),
+            ("source tree", str(build.source.tree)), ("build folder", str(build.build_dir)),
+            ("vmlinux", str(build.vmlinux)), ("bzImage", str(build.bzimage)),
+            ("config", str(build.config)), ("Module.symvers", str(build.symvers)),
+            ("fragments", ", ".join(build.fragments)), ("toolchain", tc.name),
+            ("toolchain root", str(tc.root or "(host)"))]
+    rows += [(tool, version) for tool, version in tc.versions().items()]
+    for key, value in rows:
+        print(f"{key:15} {value}")
+    return 0
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from rustkm.session import resolve_source
+    from rustkm.toolchain import ensure_toolchain
+
+    project, request = _request(args)
+    source = resolve_source(ensure_toolchain(), request, project, update_lock=args.update)
+    say(f"{project.lock_path}: {source.origin}")
+    return 0
+
+
+def _module_dirs(dirs: list[Path]) -> list[Path]:
+    from rustkm.project import find_project
+
+    if dirs:
+        return dirs
+    project = find_project()
+    found = sorted({p.parent for d in project.module_dirs
+                    for p in (project.root / d).glob("**/Kbuild")})
+    if not found:
+        raise RustkmError("no module folders given, and none found in the project",
+                          hint="rustkm build path/to/module, or create one: rustkm new NAME")
+    return found
+
+
+def _build_modules(args: argparse.Namespace, dirs: list[Path]):  # type: ignore[no-untyped-def]
+    from rustkm.module import build_module
+    from rustkm.session import prepare_kernel
+
+    project, request = _request(args)
+    tc, kernel = prepare_kernel(request, project)
+    return tc, kernel, [build_module(tc, kernel, d) for d in dirs]
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    _, _, builds = _build_modules(args, _module_dirs(args.dirs))
+    for build in builds:
+        for ko in build.modules:
+            print(ko)
+    return 0
+
+
+def _vm(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from rustkm.vm import VmOptions
+
+    return VmOptions(memory_mb=args.memory, cpus=args.cpus, accel=args.accel,
+                     append=tuple(args.append))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rustkm.machine import boot
+
+    modules, command = _split_command(args.modules)
+    tc, kernel, builds = _build_modules(args, modules)
+    kos = [ko for b in builds for ko in b.modules]
+    with boot(kernel, kos, options=_vm(args), toolchain=tc) as vm:
+        if not args.no_load:
+            for ko in kos:
+                vm.insmod(ko.stem)
+        if not command:
+            return 0
+        result = vm.run(command, timeout=float(os.environ.get("RUSTKM_TIMEOUT", "600")))
+        sys.stdout.buffer.write(result.stdout)
+        sys.stderr.buffer.write(result.stderr)
+        sys.stdout.flush()
+        return result.status
+
+
+def _split_command(words: list[Path]) -> tuple[list[Path], str]:
+    # argparse keeps "--" out of nargs="*"; everything after it arrives via sys.argv.
+    if "--" in sys.argv:
+        rest = sys.argv[sys.argv.index("--") + 1:]
+        modules = [w for w in words if str(w) not in rest]
+        return modules, shlex.join(rest)
+    return words, ""
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    from rustkm.shell import interactive_shell
+
+    tc, kernel, builds = _build_modules(args, args.modules) if args.modules else (None, None, [])
+    if kernel is None:
+        from rustkm.session import prepare_kernel
+
+        project, request = _request(args)
+        tc, kernel = prepare_kernel(request, project)
+    return interactive_shell(tc, kernel, [ko for b in builds for ko in b.modules], _vm(args))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rustkm.demo import run_demo
+
+    return run_demo()
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    import pytest
+
+    return int(pytest.main(list(args.pytest_args)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

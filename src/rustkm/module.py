@@ -1,0 +1,74 @@
+"""Out-of-tree Rust module builds (Kbuild, M= and MO=) against a cached kernel build."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from rustkm.cache import cache_key, locked
+from rustkm.errors import RustkmError
+from rustkm.kernel.build import KernelBuild, ccache_env, make_args
+from rustkm.log import step
+from rustkm.toolchain import Toolchain, store_dir
+
+_OBJ_M = re.compile(r"^\s*obj-m\s*[:+]?=\s*(.+)$", re.M)
+
+
+@dataclass(frozen=True)
+class ModuleBuild:
+    source: Path  # the module folder
+    output: Path  # where Kbuild wrote the objects
+    modules: tuple[Path, ...]  # the .ko files
+
+    def ko(self, name: str) -> Path:
+        for module in self.modules:
+            if module.stem == name:
+                return module
+        raise RustkmError(f"{self.source} built no module {name!r}")
+
+
+def module_names(folder: Path) -> list[str]:
+    """The modules a folder's Kbuild (or Makefile) declares with obj-m."""
+    for name in ("Kbuild", "Makefile"):
+        path = folder / name
+        if path.is_file():
+            names = []
+            for match in _OBJ_M.finditer(path.read_text()):
+                names += [w[:-2] for w in match.group(1).split() if w.endswith(".o")]
+            if names:
+                return names
+    raise RustkmError(f"{folder} has no Kbuild with an obj-m line",
+                      hint="a module folder holds NAME.rs and a Kbuild saying `obj-m := NAME.o`")
+
+
+def build_module(tc: Toolchain, kernel: KernelBuild, folder: Path,
+                 extra_binds: tuple[Path, ...] = ()) -> ModuleBuild:
+    folder = folder.expanduser().resolve()
+    if not folder.is_dir():
+        raise RustkmError(f"module folder {folder} does not exist")
+    names = module_names(folder)
+    output = store_dir() / "modules" / kernel.key / f"{folder.name}-{cache_key(str(folder))}"
+    output.mkdir(parents=True, exist_ok=True)
+    argv = ["make", "-C", str(kernel.build_dir), f"M={folder}", f"MO={output}",
+            *make_args()]
+    with locked(output, f"the build of {folder.name}"), step(f"building {folder.name}"):
+        proc = tc.run(argv, cwd=folder, env=ccache_env(),
+                      binds=[kernel.source.tree, folder.parent, *extra_binds], check=False)
+    if proc.returncode != 0:
+        raise RustkmError(f"the module in {folder} does not compile",
+                          details=_compiler_messages(proc.stdout or ""),
+                          hint="fix the errors above (paths are your files), then run again")
+    modules = tuple(output / f"{name}.ko" for name in names)
+    for module in modules:
+        if not module.is_file():
+            raise RustkmError(f"make succeeded but {module.name} was not produced",
+                              details=(proc.stdout or "")[-2000:])
+    return ModuleBuild(folder, output, modules)
+
+
+def _compiler_messages(output: str) -> str:
+    """rustc's and clang's messages as they printed them, without make's chatter."""
+    kept = [line for line in output.splitlines()
+            if not line.startswith(("make[", "make:")) and not re.match(r"^  [A-Z]+ ", line)]
+    return "\n".join(kept).strip() or output[-3000:]

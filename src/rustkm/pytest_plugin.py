@@ -1,0 +1,85 @@
+"""pytest fixtures: `kernel` (built once per session), `vm` (a fresh guest per test).
+
+    @pytest.mark.rustkm(modules=["."], cpus=2, memory=256, append=["quiet"])
+    def test_read(vm):
+        vm.insmod("printerfact")
+        assert vm.succeed("cat /dev/printerfact")
+
+Module folders in the marker are relative to the test file. The console log of a failed test
+is attached to its report.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rustkm.kernel.build import KernelBuild
+from rustkm.machine import Machine, boot
+from rustkm.module import ModuleBuild, build_module
+from rustkm.toolchain import Toolchain
+from rustkm.vm import VmOptions
+
+_built: dict[tuple[str, Path], ModuleBuild] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "rustkm(modules=[...], cpus=, memory=, append=[...]): "
+                            "modules to build and put in the `vm` fixture's guest, VM options")
+
+
+@pytest.fixture(scope="session")
+def rustkm_kernel() -> tuple[Toolchain, KernelBuild]:
+    from rustkm.session import prepare_kernel
+
+    return prepare_kernel()
+
+
+@pytest.fixture(scope="session")
+def kernel(rustkm_kernel: tuple[Toolchain, KernelBuild]) -> KernelBuild:
+    return rustkm_kernel[1]
+
+
+def build_modules(rustkm_kernel: tuple[Toolchain, KernelBuild],
+                  folders: list[Path]) -> list[Path]:
+    tc, kernel = rustkm_kernel
+    kos = []
+    for folder in folders:
+        key = (kernel.key, folder.resolve())
+        if key not in _built:
+            _built[key] = build_module(tc, kernel, folder)
+        kos += _built[key].modules
+    return kos
+
+
+@pytest.fixture
+def vm(request: pytest.FixtureRequest,
+       rustkm_kernel: tuple[Toolchain, KernelBuild]) -> Iterator[Machine]:
+    marker = request.node.get_closest_marker("rustkm")
+    settings: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    here = Path(str(request.node.fspath)).parent
+    folders = [here / m for m in settings.pop("modules", ())]
+    files = [(g, here / h) for g, h in settings.pop("files", ())]
+    options = VmOptions(memory_mb=settings.pop("memory", 256), cpus=settings.pop("cpus", 1),
+                        append=tuple(settings.pop("append", ())))
+    if settings:
+        raise pytest.UsageError(f"unknown rustkm marker options: {', '.join(settings)}")
+    tc, kernel = rustkm_kernel
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]
+    logs = Path(str(request.config.rootpath)) / ".pytest_cache" / "rustkm" / f"{name}.log"
+    with boot(kernel, build_modules(rustkm_kernel, folders), files=files, options=options,
+              toolchain=tc, name="machine", keep_logs=logs) as machine:
+        yield machine
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    machine = getattr(item, "funcargs", {}).get("vm")
+    if report.failed and isinstance(machine, Machine):
+        report.sections.append(("rustkm guest console", machine.console_log[-20000:]))
