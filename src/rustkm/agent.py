@@ -102,7 +102,10 @@ class AgentChannel:
                 if tag == "END" and len(words) >= 3:
                     status = int(words[2])
                     elapsed = time.monotonic() - start
-                    timed_out = b"TIMEOUT" in words[3:] and elapsed >= seconds - 0.5
+                    timed_out = b"TIMEOUT" in words[3:]
+                    if b"STUCK" in words[3:]:
+                        raise GuestStuck(f"{script!r} outlived its {seconds} s timeout and "
+                                         "could not be killed (a task stuck in the kernel)")
                     return CommandResult(script, status, _decode(sections["OUT"]),
                                          _decode(sections["ERR"]), elapsed, timed_out)
             if current is not None:

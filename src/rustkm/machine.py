@@ -299,9 +299,10 @@ class Machine:
         """The guest stopped answering: report what the kernel said, end this VM."""
         assert self._qemu is not None and self._console is not None
         if self._qemu.alive():
-            # A hung task report needs hung_task_timeout_secs; give it that long.
+            # khungtaskd looks every hung_task_timeout_secs and needs a task to sit in D state
+            # for a whole period, so a report can take up to twice that.
             self._console.wait_for(r"INFO: task .+ blocked|Kernel panic|BUG:",
-                                   self.options.hung_task_seconds + 5, start)
+                                   2 * self.options.hung_task_seconds + 5, start)
             self._console.settle(0.5, 3.0)
         lines = self._console.snapshot()
         found = find_trouble(lines, start)

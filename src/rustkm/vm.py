@@ -97,7 +97,8 @@ class QemuProcess:
         return self.proc.poll() is None
 
     def stderr_text(self) -> str:
-        self._stderr.flush()
+        if not self._stderr.closed:
+            self._stderr.flush()
         try:
             return self.stderr_path.read_text(errors="replace")[-4000:]
         except OSError:
