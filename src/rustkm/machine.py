@@ -21,7 +21,7 @@ from rustkm.initramfs import GUEST_MODULE_DIR, InitramfsSpec, toolchain_busybox,
 from rustkm.log import say, step
 from rustkm.oops import Trouble, find_trouble, set_demangler
 from rustkm.toolchain import Toolchain, ensure_toolchain
-from rustkm.vm import QemuProcess, VmOptions, qemu_argv
+from rustkm.vm import QBOOT, QemuProcess, VmOptions, qemu_argv
 
 DEFAULT_TIMEOUT = 60.0
 _COPY_CHUNK = 48 * 1024
@@ -79,8 +79,9 @@ class Machine:
                         f"{self.options.memory_mb} MiB, {self.options.cpus} CPU)"):
             console_sock = self.workdir / "console.sock"
             agent_sock = self.workdir / "agent.sock"
+            qboot = (self.tc.root or Path("/")) / QBOOT.lstrip("/")
             argv = qemu_argv(self.kernel.image, initramfs, self.options, self.accel,
-                             console_sock, agent_sock)
+                             console_sock, agent_sock, QBOOT if qboot.exists() else None)
             self._qemu = QemuProcess(self.tc, argv, self.workdir,
                                      binds=[self.kernel.image.parent, initramfs.parent])
             self._qemu.connect(console_sock, agent_sock)
@@ -303,7 +304,8 @@ class Machine:
             # for a whole period, so a report can take up to twice that.
             self._console.wait_for(r"INFO: task .+ blocked|Kernel panic|BUG:",
                                    2 * self.options.hung_task_seconds + 5, start)
-            self._console.settle(0.5, 3.0)
+            # The report's stack trace can trail its first line by a second on a busy host.
+            self._console.settle(1.5, 8.0)
         lines = self._console.snapshot()
         found = find_trouble(lines, start)
         self._checked = len(lines)

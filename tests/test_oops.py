@@ -1,0 +1,99 @@
+"""The console parser over real logs recorded from guests (tests/data/console)."""
+
+from pathlib import Path
+
+import pytest
+
+from rustkm.oops import classify, demangle_symbols, find_trouble, set_demangler
+
+DATA = Path(__file__).parent / "data" / "console"
+
+
+def lines(name: str) -> list[str]:
+    return (DATA / f"{name}.log").read_text(errors="replace").splitlines()
+
+
+def test_clean_boot_has_no_trouble():
+    boot = [line for line in lines("warn") if "trouble" not in line]
+    cut = next(i for i, line in enumerate(boot) if "cut here" in line)
+    assert find_trouble(boot[:cut]) == []
+
+
+def test_warn_is_one_report_from_cut_here_to_end_trace():
+    found = find_trouble(lines("warn"))
+    assert [t.kind for t in found] == ["warn"]
+    report = found[0]
+    assert "cut here" in report.lines[0]
+    assert "trouble.rs:45" in report.report()
+    assert "end trace" in report.lines[-1]
+    assert not report.fatal
+
+
+def test_rust_panic_and_the_bug_it_causes_are_one_report():
+    found = find_trouble(lines("rust-panic"))
+    assert found[0].kind == "rust-panic"
+    text = found[0].report()
+    assert "panicked at" in text and "trouble.rs:47:18" in text
+    assert "kernel BUG at rust/helpers/bug.c" in text
+    assert "a Rust panic on purpose" in text
+
+
+def test_sysrq_crash_is_a_fatal_panic():
+    found = find_trouble(lines("sysrq-panic"))
+    assert [t.kind for t in found] == ["panic"]
+    assert found[0].fatal
+    assert found[0].title == "Kernel panic - not syncing: sysrq triggered crash"
+    assert any("sysrq_handle_crash" in line for line in found[0].lines)
+
+
+def test_hung_task_report_names_the_task_and_its_stack():
+    found = find_trouble(lines("hung-task"))
+    assert found[0].kind == "hung-task"
+    text = found[0].report()
+    assert "task insmod" in text and "state:D" in text and "msleep" in text
+
+
+def test_search_starts_at_the_given_line():
+    log = lines("warn")
+    first = find_trouble(log)[0]
+    assert find_trouble(log, first.line_number + len(first.lines)) == []
+
+
+@pytest.mark.parametrize("line,kind", [
+    ("[    3.1] BUG: KASAN: slab-out-of-bounds in foo+0x1/0x2", "kasan"),
+    ("[   22.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [insmod:40]", "soft-lockup"),
+    ("[   30.0] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:", "rcu-stall"),
+    ("[    1.0] BUG: kernel NULL pointer dereference, address: 0000000000000000", "bug"),
+    ("[    1.0] Oops: general protection fault, probably for non-canonical address", "bug"),
+    ("[    2.0] WARNING: possible circular locking dependency detected", "warn"),
+    ("[    2.0] UBSAN: array-index-out-of-bounds in foo.c:3:4", "bug"),
+    ("[    9.0] kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)", "leak"),
+    ("[    1.0] printerfact: ready, 12 facts", None),
+    ("[    1.0] BUG_ON is a macro name in a log line about docs", None),
+])
+def test_classify(line, kind):
+    assert classify(line) == kind
+
+
+def toolchain_demangler() -> list[str]:
+    from rustkm.toolchain import rootfs_toolchain
+
+    tc = rootfs_toolchain()
+    if tc.root is None or not (tc.root / "usr/bin/llvm-cxxfilt").exists():
+        pytest.skip("the toolchain (llvm-cxxfilt) is not set up: run rustkm setup")
+    return tc.wrap(["llvm-cxxfilt"])
+
+
+def test_demangling_replaces_v0_and_legacy_symbols_with_llvm_cxxfilt():
+    set_demangler(toolchain_demangler())
+    try:
+        text = "RIP: _RNvCs1234_7trouble4init+0x1/0x2 and _ZN7trouble4init17h0123456789abcdefE"
+        assert demangle_symbols(text) == \
+            "RIP: trouble::init+0x1/0x2 and trouble::init::h0123456789abcdef"
+    finally:
+        set_demangler([])
+
+
+def test_without_a_demangler_text_is_unchanged():
+    set_demangler([])
+    assert demangle_symbols("at _RNvCs1234_7trouble4init+0x1") == "at _RNvCs1234_7trouble4init+0x1"
