@@ -26,6 +26,7 @@ class VmOptions:
     network: bool = False  # a user-mode NIC (needs a driver in the kernel)
     boot_timeout: float = 120.0
     hung_task_seconds: int = 10
+    shell_port: bool = False  # a third serial port (ttyS2) for an interactive shell
     qemu_args: tuple[str, ...] = field(default=())
 
 
@@ -53,6 +54,10 @@ def qemu_argv(kernel: Path, initramfs: Path, options: VmOptions, accel: str,
             *(["-bios", firmware] if firmware else []),
             "-chardev", f"socket,id=agent,path={agent_sock},server=on,wait=on",
             "-serial", "chardev:agent"]
+    if options.shell_port:
+        shell_sock = console_sock.with_name("shell.sock")
+        argv += ["-chardev", f"socket,id=shell,path={shell_sock},server=on,wait=off",
+                 "-serial", "chardev:shell"]
     if options.network:
         argv += ["-nic", "user,model=e1000"]
     return argv + list(options.qemu_args)

@@ -1,0 +1,67 @@
+"""`rustkm shell`: an interactive shell in a guest, on its third serial port (ttyS2).
+
+The guest runs `sh -i` with ttyS2 as its controlling terminal (so Ctrl-C and job control work);
+the host bridges that port to the user's terminal in raw mode. Ctrl-] leaves, as in telnet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import select
+import socket
+import sys
+import termios
+import tty
+from pathlib import Path
+
+from rustkm.errors import RustkmError
+from rustkm.kernel.build import KernelBuild
+from rustkm.machine import boot
+from rustkm.toolchain import Toolchain
+from rustkm.vm import VmOptions
+
+_ESCAPE = b"\x1d"  # Ctrl-]
+_EXITED = b"[rustkm: the guest shell exited]"
+
+
+def interactive_shell(tc: Toolchain, kernel: KernelBuild, modules: list[Path],
+                      options: VmOptions) -> int:
+    if not sys.stdin.isatty():
+        raise RustkmError("rustkm shell needs a terminal",
+                          hint="use `rustkm run MODULE -- COMMAND` from scripts")
+    options = dataclasses.replace(options, shell_port=True)
+    with boot(kernel, modules, options=options, toolchain=tc, name="shell") as vm:
+        for ko in modules:
+            vm.insmod(ko.stem)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(str(vm.workdir / "shell.sock"))
+        vm.succeed("stty -F /dev/ttyS2 sane; (setsid -c sh -i < /dev/ttyS2 > /dev/ttyS2 2>&1; "
+                   f"echo '{_EXITED.decode()}' > /dev/ttyS2) > /dev/null 2>&1 &")
+        print(f"rustkm: a shell in the guest ({', '.join(m.stem for m in modules) or 'no'} "
+              "modules loaded); Ctrl-] or `exit` leaves\r", file=sys.stderr)
+        _bridge(sock)
+    return 0
+
+
+def _bridge(sock: socket.socket) -> None:
+    stdin = sys.stdin.fileno()
+    saved = termios.tcgetattr(stdin)
+    tty.setraw(stdin)
+    try:
+        while True:
+            ready, _, _ = select.select([stdin, sock], [], [])
+            if stdin in ready:
+                data = os.read(stdin, 4096)
+                if not data or _ESCAPE in data:
+                    return
+                sock.sendall(data)
+            if sock in ready:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                os.write(sys.stdout.fileno(), data)
+                if _EXITED in data:
+                    return
+    finally:
+        termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
