@@ -82,10 +82,14 @@ def build_key(tc: Toolchain, source: KernelSource, fragments: list[Fragment]) ->
 
 
 def ensure_kernel(tc: Toolchain, source: KernelSource, fragments: list[Fragment],
-                  jobs: int | None = None) -> KernelBuild:
-    """The cached build, or build it (resuming an interrupted build in the same folder)."""
+                  jobs: int | None = None, kernels_dir: Path | None = None) -> KernelBuild:
+    """The cached build, or build it (resuming an interrupted build in the same folder).
+
+    Builds are keyed by (toolchain, source, merged config) and guarded by a file lock, so two
+    rustkm processes never build into one folder at once; the second waits, then reuses.
+    """
     key = build_key(tc, source, fragments)
-    build_dir = store_dir() / "kernels" / key
+    build_dir = (kernels_dir or store_dir() / "kernels") / key
     immutable = source.origin.startswith("debian:")
     if immutable and (build_dir / _STAMP).exists():
         return KernelBuild.load(build_dir)  # the no-op: nothing that keys the build changed

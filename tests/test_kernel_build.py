@@ -1,0 +1,92 @@
+"""The kernel build for real: what modules need is there, reruns are no-ops, an interrupted
+build resumes, and concurrent builders share one build instead of corrupting it."""
+
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from rustkm.kernel.config import parse_config
+from rustkm.machine import GuestKernel, boot
+
+pytestmark = pytest.mark.kernel_build
+
+
+def test_the_kernel_has_rust_and_everything_modules_need(kernel):
+    config = parse_config(kernel.config.read_text())
+    assert config["RUST"] == "y"
+    assert config.get("MODVERSIONS", "n") == "n" and config["MODULES"] == "y"
+    for part in (kernel.vmlinux, kernel.bzimage, kernel.symvers,
+                 kernel.build_dir / "rust/libkernel.rmeta",
+                 kernel.build_dir / "rust/libmacros.so"):
+        assert part.is_file(), part
+    assert kernel.release.startswith("7.2.")
+
+
+def test_a_second_build_is_a_noop():
+    result = subprocess.run([sys.executable, "-m", "rustkm.cli", "kernel", "build"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "building Linux" not in result.stderr and "configuring" not in result.stderr
+    assert "ready" in result.stderr
+
+
+BUILDER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from rustkm.kernel.build import KernelBuild, ensure_kernel
+    from rustkm.kernel.config import load_fragment
+    from rustkm.toolchain import ensure_toolchain
+    original = KernelBuild.load(Path(sys.argv[1]))
+    build = ensure_kernel(ensure_toolchain(), original.source,
+                          [load_fragment(n) for n in original.fragments],
+                          kernels_dir=Path(sys.argv[2]))
+    print("built", build.vmlinux)
+""")
+
+
+def start_builder(kernel, kernels_dir: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", BUILDER, str(kernel.build_dir),
+                             str(kernels_dir)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def test_interrupted_build_resumes_and_concurrent_builders_share_it(kernel, tmp_path):
+    kernels_dir = tmp_path / "kernels"
+    copy = kernels_dir / kernel.key
+    try:
+        # A copy of the cached build with some objects and the stamp gone: an incremental
+        # rebuild of a few dozen objects plus the vmlinux link, not a whole kernel.
+        shutil.copytree(kernel.build_dir, copy, symlinks=True)
+        (copy / "rustkm-build.json").unlink()
+        (copy / "vmlinux").unlink()
+        removed = sorted((copy / "lib").glob("string*.o")) + sorted((copy / "kernel").glob("*.o"))
+        for obj in removed:
+            obj.unlink()
+        assert len(removed) > 20
+
+        first = start_builder(kernel, kernels_dir)
+        deadline = time.monotonic() + 300
+        while not any(obj.exists() for obj in removed):
+            assert first.poll() is None, first.stdout.read() if first.stdout else ""
+            assert time.monotonic() < deadline, "the rebuild never started"
+            time.sleep(0.2)
+        first.send_signal(signal.SIGKILL)  # as a user's kill -9, mid-compile
+        first.wait()
+        assert not (copy / "rustkm-build.json").exists()
+
+        second, third = start_builder(kernel, kernels_dir), start_builder(kernel, kernels_dir)
+        outputs = [p.communicate(timeout=900)[0] for p in (second, third)]
+        assert [p.returncode for p in (second, third)] == [0, 0], outputs
+        assert sum("building Linux" in out for out in outputs) == 1, outputs
+        assert all(f"built {copy / 'vmlinux'}" in out for out in outputs)
+
+        with boot(GuestKernel(copy / "vmlinux")) as vm:
+            assert vm.succeed("uname -r").strip() == kernel.release
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
