@@ -39,6 +39,9 @@ def _kernel_options(p: argparse.ArgumentParser) -> None:
                    help="the debug lane: KASAN, lockdep, atomic-sleep checks, kmemleak")
     p.add_argument("--fragment", action="append", dest="fragments",
                    help="an extra config fragment (file); repeatable")
+    p.add_argument("--kernel", dest="stock", metavar="debian:RELEASE",
+                   help="a distribution's stock kernel instead of a self-built one: "
+                        "debian:latest (resolved once, pinned in rustkm.lock) or a release")
 
 
 def _vm_options(p: argparse.ArgumentParser) -> None:
@@ -106,7 +109,8 @@ def _request(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     fragments = tuple(getattr(args, "fragments", None) or ()) or None
     return project, KernelRequest.from_project(
         project, source=getattr(args, "source", None), toolchain=getattr(args, "toolchain", None),
-        debug=getattr(args, "debug", None), fragments=fragments)
+        debug=getattr(args, "debug", None), fragments=fragments,
+        stock=getattr(args, "stock", None))
 
 
 def cmd_setup(args: argparse.Namespace) -> int:

@@ -377,7 +377,9 @@ def boot(kernel: object = None, modules: Sequence[Path] = (), *,
                          files=tuple((g, Path(h).resolve()) for g, h in files),
                          busybox=toolchain_busybox(tc))
     workdir = Path(tempfile.mkdtemp(prefix=f"rustkm-{name}-", dir="/tmp"))
-    machine = Machine(name, tc, image, spec, options or VmOptions(), workdir)
+    if options is None:
+        options = VmOptions(memory_mb=getattr(kernel, "memory_mb", VmOptions.memory_mb))
+    machine = Machine(name, tc, image, spec, options, workdir)
     try:
         machine.start()
         yield machine
@@ -397,7 +399,7 @@ def _kernel_image(kernel: object) -> GuestKernel:
     if isinstance(kernel, GuestKernel):
         return kernel
     if isinstance(kernel, KernelBuild):
-        return GuestKernel(kernel.vmlinux, kernel.release)
+        return GuestKernel(kernel.image, kernel.release)
     if isinstance(kernel, (str, Path)):
         path = Path(kernel)
         if not path.is_file():

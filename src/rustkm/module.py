@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rustkm.cache import cache_key, locked
 from rustkm.errors import RustkmError
-from rustkm.kernel.build import KernelBuild, ccache_env, make_args
+from rustkm.kernel.build import KernelBuild, ccache_env
 from rustkm.log import step
 from rustkm.toolchain import Toolchain, store_dir
 
@@ -51,7 +51,7 @@ def build_module(tc: Toolchain, kernel: KernelBuild, folder: Path,
     output = store_dir() / "modules" / kernel.key / f"{folder.name}-{cache_key(str(folder))}"
     output.mkdir(parents=True, exist_ok=True)
     argv = ["make", "-C", str(kernel.build_dir), f"M={folder}", f"MO={output}",
-            *make_args()]
+            *kernel.module_make_args()]
     with locked(output, f"the build of {folder.name}"), step(f"building {folder.name}"):
         proc = tc.run(argv, cwd=folder, env=ccache_env(),
                       binds=[kernel.source.tree, folder.parent, *extra_binds], check=False)

@@ -64,11 +64,12 @@ def vm(request: pytest.FixtureRequest,
     here = Path(str(request.node.fspath)).parent
     folders = [here / m for m in settings.pop("modules", ())]
     files = [(g, here / h) for g, h in settings.pop("files", ())]
-    options = VmOptions(memory_mb=settings.pop("memory", 256), cpus=settings.pop("cpus", 1),
+    tc, kernel = rustkm_kernel
+    memory = max(settings.pop("memory", 0), kernel.memory_mb)
+    options = VmOptions(memory_mb=memory, cpus=settings.pop("cpus", 1),
                         append=tuple(settings.pop("append", ())))
     if settings:
         raise pytest.UsageError(f"unknown rustkm marker options: {', '.join(settings)}")
-    tc, kernel = rustkm_kernel
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]
     logs = Path(str(request.config.rootpath)) / ".pytest_cache" / "rustkm" / f"{name}.log"
     with boot(kernel, build_modules(rustkm_kernel, folders), files=files, options=options,

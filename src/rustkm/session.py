@@ -21,11 +21,15 @@ class KernelRequest:
     toolchain: str = "debian"
     debug: bool = False
     fragments: tuple[str, ...] = ()
+    # A distribution's stock kernel instead of a self-built one: debian:latest or
+    # debian:RELEASE (e.g. debian:7.2.13+deb14-amd64).
+    stock: str | None = None
 
     @classmethod
     def from_project(cls, project: Project, **overrides: object) -> KernelRequest:
         request = cls(source=project.kernel, fragments=project.fragments,
-                      debug=os.environ.get("RUSTKM_DEBUG_KERNEL") == "1")
+                      debug=os.environ.get("RUSTKM_DEBUG_KERNEL") == "1",
+                      stock=os.environ.get("RUSTKM_KERNEL") or None)
         values = {k: v for k, v in overrides.items() if v is not None}
         return cls(**{**request.__dict__, **values})
 
@@ -50,6 +54,8 @@ def prepare_kernel(request: KernelRequest | None = None,
                    project: Project | None = None) -> tuple[Toolchain, KernelBuild]:
     project = project or find_project()
     request = request or KernelRequest.from_project(project)
+    if request.stock:
+        return _stock(request.stock, project)
     fragments = request.fragment_list()  # fail on a bad fragment before any download
     tc = ensure_toolchain(request.toolchain)
     if request.toolchain == "host":
@@ -68,3 +74,13 @@ def prepare_kernel(request: KernelRequest | None = None,
 
 def default_kernel() -> KernelBuild:
     return prepare_kernel()[1]
+
+
+def _stock(spec: str, project: Project) -> tuple[Toolchain, KernelBuild]:
+    from rustkm.stock import prepare_stock_kernel
+
+    distro, _, release = spec.partition(":")
+    if distro != "debian" or not release:
+        raise RustkmError(f"unknown kernel {spec!r}",
+                          hint="use debian:latest or debian:RELEASE (e.g. 7.2.13+deb14-amd64)")
+    return prepare_stock_kernel(release, Lock.read(project.lock_path), project.lock_path)

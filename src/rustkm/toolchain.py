@@ -109,9 +109,9 @@ def store_dir() -> Path:
     return path
 
 
-def rootfs_toolchain() -> Toolchain:
-    root = cache_root() / "toolchain" / SUITE / "root"
-    return Toolchain(name=f"debian-{SUITE}", root=root)
+def rootfs_toolchain(suite: str = SUITE) -> Toolchain:
+    root = cache_root() / "toolchain" / suite / "root"
+    return Toolchain(name=f"debian-{suite}", root=root)
 
 
 def ensure_toolchain(kind: str = "debian") -> Toolchain:
@@ -120,19 +120,28 @@ def ensure_toolchain(kind: str = "debian") -> Toolchain:
         return Toolchain(name="host", root=None)
     if kind != "debian":
         raise RustkmError(f"unknown toolchain {kind!r}", hint="use --toolchain debian or host")
-    tc = rootfs_toolchain()
+    return ensure_suite_toolchain(SUITE, PACKAGES, (f"{SUITE}-backports",))
+
+
+def ensure_suite_toolchain(suite: str, packages: Sequence[str],
+                           extra_suites: Sequence[str] = ()) -> Toolchain:
+    """A root filesystem of Debian `suite` with `packages`, made once (under a lock)."""
+    tc = rootfs_toolchain(suite)
     assert tc.root is not None
     stamp = tc.root.parent / "complete"
-    if stamp.exists():
+    wanted = " ".join(packages) + "\n"
+    if stamp.exists() and stamp.read_text() == wanted:
         return tc
-    with locked(tc.root.parent / "setup", "the toolchain"):
-        if not stamp.exists():
-            _create_rootfs(tc.root)
-            stamp.write_text(" ".join(PACKAGES) + "\n")
+    with locked(tc.root.parent / "setup", f"the {suite} toolchain"):
+        if not (stamp.exists() and stamp.read_text() == wanted):
+            stamp.unlink(missing_ok=True)
+            _create_rootfs(tc.root, suite, packages, extra_suites)
+            stamp.write_text(wanted)
     return tc
 
 
-def _create_rootfs(root: Path) -> None:
+def _create_rootfs(root: Path, suite: str, packages: Sequence[str],
+                   extra_suites: Sequence[str]) -> None:
     mmdebstrap = shutil.which("mmdebstrap")
     if mmdebstrap is None:
         raise RustkmError("mmdebstrap is not installed on the host; it creates the toolchain",
@@ -146,17 +155,20 @@ def _create_rootfs(root: Path) -> None:
             hint="run `sudo rustkm setup` once, or use `--toolchain host` with your own tools")
     mirror = host_mirror()
     partial = root.with_name("root.partial")
+    if root.exists():
+        say(f"replacing the toolchain at {root}: its package list changed")
+        shutil.rmtree(root)
     if partial.exists():
         say(f"removing an unfinished toolchain at {partial}")
         shutil.rmtree(partial)
     partial.parent.mkdir(parents=True, exist_ok=True)
     cmd = [mmdebstrap, "--mode=root", "--variant=apt", "--components=main",
-           "--include=" + ",".join(PACKAGES),
-           "--aptopt=Acquire::Retries \"3\"",
+           "--include=" + ",".join(packages),
+           "--aptopt=Acquire::Retries \"3\"", "--aptopt=Acquire::Check-Valid-Until \"false\"",
            *[f"--dpkgopt=path-exclude={p}" for p in _EXCLUDES],
-           SUITE, str(partial),
-           f"deb {mirror} {SUITE} main", f"deb {mirror} {SUITE}-backports main"]
-    with step(f"creating the toolchain: Debian {SUITE} with {len(PACKAGES)} packages from {mirror}"):
+           suite, str(partial),
+           *[f"deb {mirror} {s} main" for s in (suite, *extra_suites)]]
+    with step(f"creating the toolchain: Debian {suite} with {len(packages)} packages from {mirror}"):
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 errors="replace")
         tail: list[str] = []

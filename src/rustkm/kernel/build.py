@@ -33,10 +33,25 @@ class KernelBuild:
     toolchain: str
     release: str
     fragments: tuple[str, ...]
+    # A distribution kernel's lane builds modules with its own compiler and KERNELRELEASE,
+    # and boots the distribution's image; the self-built lane uses the defaults.
+    make_vars: tuple[str, ...] = ()
+    image_path: str = ""
+    memory_mb: int = 256
 
     @property
     def vmlinux(self) -> Path:
         return self.build_dir / "vmlinux"
+
+    @property
+    def image(self) -> Path:
+        """What the VM boots: vmlinux (PVH entry), or the distribution's vmlinuz."""
+        return Path(self.image_path) if self.image_path else self.vmlinux
+
+    def module_make_args(self) -> list[str]:
+        if self.make_vars:
+            return [*self.make_vars, f"-j{os.cpu_count() or 1}"]
+        return make_args()
 
     @property
     def bzimage(self) -> Path:
@@ -57,6 +72,7 @@ class KernelBuild:
         src = data["source"]
         data["source"] = KernelSource(Path(src["tree"]), src["version"], src["origin"])
         data["fragments"] = tuple(data["fragments"])
+        data["make_vars"] = tuple(data.get("make_vars", ()))
         return cls(**data)
 
     def save(self) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rustkm.cache import locked, sha256_file
+from rustkm.debian import host_mirror
 from rustkm.errors import RustkmError
 from rustkm.lockfile import Lock, LockedPackage
 from rustkm.log import say, step
@@ -70,27 +71,48 @@ def parse_apt_show(text: str) -> dict[str, str]:
 
 
 class DebianArchive:
-    """apt inside the toolchain root filesystem, which lists trixie and trixie-backports."""
+    """apt inside the toolchain root filesystem. By default it sees the toolchain's own
+    sources (trixie, trixie-backports); `for_suite` sees one other suite through a separate
+    sources list and package lists, leaving the toolchain's apt untouched."""
 
-    def __init__(self, toolchain: Toolchain) -> None:
+    def __init__(self, toolchain: Toolchain, apt_options: tuple[str, ...] = (),
+                 name: str = "the toolchain") -> None:
         self.tc = toolchain
+        self.options = list(apt_options)
+        self.name = name
         self._updated = False
+
+    @classmethod
+    def for_suite(cls, toolchain: Toolchain, suite: str) -> DebianArchive:
+        folder = store_dir() / "apt" / suite
+        (folder / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+        (folder / "sources.list").write_text(f"deb {host_mirror()} {suite} main\n")
+        options = ("-o", f"Dir::Etc::SourceList={folder / 'sources.list'}",
+                   "-o", "Dir::Etc::SourceParts=-", "-o", f"Dir::State::Lists={folder / 'lists'}",
+                   "-o", "Acquire::Check-Valid-Until=false")
+        return cls(toolchain, options, name=f"Debian {suite}")
 
     def update(self) -> None:
         if not self._updated:
-            with step("apt-get update (in the toolchain)"):
-                self.tc.run(["apt-get", "-q", "update"])
+            with step(f"apt-get update ({self.name})"):
+                self.tc.run(["apt-get", "-q", *self.options, "update"])
             self._updated = True
 
-    def versions(self, package: str) -> list[tuple[str, str]]:
+    def apt_cache(self, *args: str) -> str:
         self.update()
-        proc = self.tc.run(["apt-cache", "madison", package], check=False)
-        return parse_madison(proc.stdout)
+        return self.tc.run(["apt-cache", *self.options, *args], check=False).stdout or ""
+
+    def versions(self, package: str) -> list[tuple[str, str]]:
+        return parse_madison(self.apt_cache("madison", package))
+
+    def package_names(self, regex: str) -> list[str]:
+        out = self.apt_cache("search", "--names-only", regex)
+        return sorted(line.split(" - ")[0].strip() for line in out.splitlines() if " - " in line)
 
     def resolve(self, package: str, version: str | None = None) -> LockedPackage:
         available = self.versions(package)
         if not available:
-            raise RustkmError(f"the Debian archive has no package {package}",
+            raise RustkmError(f"{self.name} has no package {package}",
                               hint="check the kernel series (e.g. 7.2) and the network")
         if version is None:
             version, suite = available[0]
@@ -102,7 +124,7 @@ class DebianArchive:
                     f"{package} {version} (locked) has left the Debian archive; it has {listed}",
                     hint="run `rustkm lock --update` to move the lock to an available version")
             suite = suites[0]
-        show = parse_apt_show(self.tc.run(["apt-cache", "show", f"{package}={version}"]).stdout)
+        show = parse_apt_show(self.apt_cache("show", f"{package}={version}"))
         return LockedPackage(package=package, version=version, sha256=show["SHA256"], suite=suite)
 
     def download(self, pkg: LockedPackage) -> Path:
@@ -120,7 +142,8 @@ class DebianArchive:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         with step(f"downloading {pkg.package} {pkg.version}"):
-            self.tc.run(["apt-get", "-q", "download", f"{pkg.package}={pkg.version}"], cwd=tmp)
+            self.tc.run(["apt-get", "-q", *self.options, "download",
+                         f"{pkg.package}={pkg.version}"], cwd=tmp)
         got = next(tmp.glob("*.deb"))
         digest = sha256_file(got)
         if digest != pkg.sha256:
@@ -144,12 +167,17 @@ def debian_source(tc: Toolchain, series: str, lock: Lock, lock_path: Path | None
         lock.packages[package] = pinned
         if lock_path is not None:
             lock.write(lock_path)
+    return fetch_source(archive, pinned, series)
+
+
+def fetch_source(archive: DebianArchive, pinned: LockedPackage, series: str) -> KernelSource:
+    """The extracted tree of a pinned linux-source package, from the cache when there."""
     tree = store_dir() / "src" / f"linux-{pinned.version.replace(':', '_')}"
     with locked(tree, f"the kernel source {pinned.version}"):
         if not (tree / ".rustkm-complete").exists():
             deb = archive.download(pinned)
-            _extract(tc, deb, tree, series)
-    return KernelSource(tree, kernel_version(tree), f"debian:{package}={pinned.version}")
+            _extract(archive.tc, deb, tree, series)
+    return KernelSource(tree, kernel_version(tree), f"debian:{pinned.package}={pinned.version}")
 
 
 def _extract(tc: Toolchain, deb: Path, tree: Path, series: str) -> None:
