@@ -11,6 +11,7 @@ from rustkm.kernel.build import KernelBuild, ensure_kernel
 from rustkm.kernel.config import BASE_FRAGMENTS, DEBUG_FRAGMENTS, Fragment, load_fragment
 from rustkm.kernel.source import DEFAULT_SERIES, KernelSource, debian_source, local_source
 from rustkm.lockfile import Lock
+from rustkm.log import say
 from rustkm.project import Project, find_project
 from rustkm.toolchain import Toolchain, ensure_toolchain
 
@@ -69,6 +70,7 @@ def prepare_kernel(request: KernelRequest | None = None,
         check_host_tools(source.tree)
     else:
         source = resolve_source(tc, request, project)
+        record_toolchain(tc, project)
     return tc, ensure_kernel(tc, source, fragments)
 
 
@@ -84,3 +86,18 @@ def _stock(spec: str, project: Project) -> tuple[Toolchain, KernelBuild]:
         raise RustkmError(f"unknown kernel {spec!r}",
                           hint="use debian:latest or debian:RELEASE (e.g. 7.2.13+deb14-amd64)")
     return prepare_stock_kernel(release, Lock.read(project.lock_path), project.lock_path)
+
+
+def record_toolchain(tc: Toolchain, project: Project) -> None:
+    """Pin the toolchain's tool versions in the lock; say when they have moved since."""
+    lock = Lock.read(project.lock_path)
+    current = {f"{tc.name}/{tool}": version for tool, version in tc.versions().items()}
+    drift = {k: (lock.toolchain[k], v) for k, v in current.items()
+             if k in lock.toolchain and lock.toolchain[k] != v}
+    for key, (old, new) in drift.items():
+        say(f"toolchain: {key} is now {new!r}; rustkm.lock says {old!r} "
+            "(the archive moved; `rustkm lock --update` records the new one)")
+    missing = {k: v for k, v in current.items() if k not in lock.toolchain}
+    if missing:
+        lock.toolchain.update(missing)
+        lock.write(project.lock_path)

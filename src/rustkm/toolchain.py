@@ -3,6 +3,7 @@ entered with bubblewrap so that host paths stay the same inside; or the host's o
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -93,12 +94,17 @@ class Toolchain:
         return proc
 
     def versions(self) -> dict[str, str]:
-        """First line of each tool's version output."""
+        """First line of each tool's version output (remembered beside a root filesystem)."""
+        record = self.root.parent / "versions.json" if self.root else None
+        if record is not None and record.exists():
+            return dict(json.loads(record.read_text()))
         found = {}
         for tool, argv in VERSION_COMMANDS.items():
             proc = self.run(argv, check=False)
             lines = [line for line in (proc.stdout or "").splitlines() if line.strip()]
             found[tool] = lines[0].strip() if lines and proc.returncode in (0, 1) else "missing"
+        if record is not None:
+            record.write_text(json.dumps(found, indent=1))
         return found
 
 
@@ -135,6 +141,7 @@ def ensure_suite_toolchain(suite: str, packages: Sequence[str],
     with locked(tc.root.parent / "setup", f"the {suite} toolchain"):
         if not (stamp.exists() and stamp.read_text() == wanted):
             stamp.unlink(missing_ok=True)
+            (tc.root.parent / "versions.json").unlink(missing_ok=True)
             _create_rootfs(tc.root, suite, packages, extra_suites)
             stamp.write_text(wanted)
     return tc
