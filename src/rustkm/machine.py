@@ -378,7 +378,7 @@ def boot(kernel: object = None, modules: Sequence[Path] = (), *,
                          busybox=toolchain_busybox(tc))
     workdir = Path(tempfile.mkdtemp(prefix=f"rustkm-{name}-", dir="/tmp"))
     if options is None:
-        options = VmOptions(memory_mb=getattr(kernel, "memory_mb", VmOptions.memory_mb))
+        options = VmOptions(memory_mb=max(VmOptions.memory_mb, getattr(kernel, "memory_mb", 0)))
     machine = Machine(name, tc, image, spec, options, workdir)
     try:
         machine.start()

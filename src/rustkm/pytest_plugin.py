@@ -65,7 +65,7 @@ def vm(request: pytest.FixtureRequest,
     folders = [here / m for m in settings.pop("modules", ())]
     files = [(g, here / h) for g, h in settings.pop("files", ())]
     tc, kernel = rustkm_kernel
-    memory = max(settings.pop("memory", 0), kernel.memory_mb)
+    memory = max(settings.pop("memory", VmOptions.memory_mb), kernel.memory_mb)
     options = VmOptions(memory_mb=memory, cpus=settings.pop("cpus", 1),
                         append=tuple(settings.pop("append", ())))
     if settings:

@@ -37,7 +37,7 @@ class KernelBuild:
     # and boots the distribution's image; the self-built lane uses the defaults.
     make_vars: tuple[str, ...] = ()
     image_path: str = ""
-    memory_mb: int = 256
+    memory_mb: int = 128  # the least guest memory this kernel boots with
 
     @property
     def vmlinux(self) -> Path:
