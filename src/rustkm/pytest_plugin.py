@@ -27,16 +27,29 @@ from rustkm.vm import VmOptions
 _built: dict[tuple[str, Path], ModuleBuild] = {}
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rustkm")
+    group.addoption("--rustkm-kernel", metavar="debian:RELEASE", default=None,
+                    help="test on a distribution's stock kernel (as RUSTKM_KERNEL)")
+    group.addoption("--rustkm-debug", action="store_true", default=False,
+                    help="test on the debug kernel: KASAN, lockdep (as RUSTKM_DEBUG_KERNEL=1)")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "rustkm(modules=[...], cpus=, memory=, append=[...]): "
                             "modules to build and put in the `vm` fixture's guest, VM options")
 
 
 @pytest.fixture(scope="session")
-def rustkm_kernel() -> tuple[Toolchain, KernelBuild]:
-    from rustkm.session import prepare_kernel
+def rustkm_kernel(pytestconfig: pytest.Config) -> tuple[Toolchain, KernelBuild]:
+    from rustkm.project import find_project
+    from rustkm.session import KernelRequest, prepare_kernel
 
-    return prepare_kernel()
+    project = find_project()
+    request = KernelRequest.from_project(
+        project, stock=pytestconfig.getoption("rustkm_kernel"),
+        debug=True if pytestconfig.getoption("rustkm_debug") else None)
+    return prepare_kernel(request, project)
 
 
 @pytest.fixture(scope="session")
