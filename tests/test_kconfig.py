@@ -9,7 +9,7 @@ import pytest
 from rustkm.cache import cache_root
 from rustkm.errors import RustkmError
 from rustkm.kernel.kconfig import dependency, read_kconfig
-from rustkm.kernel.kexpr import M, N, Y, And, Cmp, Not, Or, Sym, parse_expr
+from rustkm.kernel.kexpr import And, Cmp, M, N, Not, Or, Sym, Y, parse_expr
 
 DATA = Path(__file__).parent / "data"
 LINUX_612 = DATA / "kconfig/linux-6.12"

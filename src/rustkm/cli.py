@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     from rustkm.export import register as _export
 
     _export(verbs)
-    from rustkm.doctor import register as _doctor; _doctor(verbs)
+    from rustkm.doctor import register as _doctor; _doctor(verbs)  # noqa: I001
     return parser
 
 

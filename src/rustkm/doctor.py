@@ -34,7 +34,7 @@ PAHOLE = ("pahole", None, "dwarves")  # only when the .config asks for BTF
 WANTED = {"RUST": "y", "MODULES": "y", "MODULE_UNLOAD": "y"}
 _VERSION = re.compile(r"(\d+(?:\.\d+)+)")
 _CHANGES_ROW = re.compile(r"^(\S.*?)\s{2,}(\d[\w.]*)\s{2,}(\S+)")
-_CONFIG_HEADER = re.compile(r"^# Linux/\S+ (\d+)\.(\d+)\S* Kernel Configuration", re.M)
+_CONFIG_HEADER = re.compile(r"^# Linux/\S+ (\d+)\.(\d+)\S* Kernel Configuration", re.MULTILINE)
 _PROBE = 'command -v "$0" >/dev/null || exit 127; exec "$0" --version'
 
 

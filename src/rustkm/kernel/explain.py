@@ -4,12 +4,22 @@ the unmet terms of its `depends on` (and of enclosing `if`/`menu`/`choice` block
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rustkm.kernel.kconfig import Definition, Kconfig, Symbol, dependency, read_kconfig
-from rustkm.kernel.kexpr import M, TRISTATE, Y, Cmp, Evaluator, Leaf, Macro, Sym, conjunction
-from rustkm.kernel.kexpr import symbols_in
+from rustkm.kernel.kexpr import (
+    TRISTATE,
+    Cmp,
+    Evaluator,
+    Expr,
+    M,
+    Macro,
+    Sym,
+    Y,
+    conjunction,
+    symbols_in,
+)
 
 _NAMES = {0: "n", 1: "m", 2: "y"}
 
@@ -99,7 +109,7 @@ class _Explainer:
         return f"depends on {shown}, but {leaves or 'a toolchain test in it failed'} " \
                f"[{d.location}]"
 
-    def leaves(self, leaves: list[Leaf]) -> str:
+    def leaves(self, leaves: Sequence[Expr]) -> str:
         out: list[str] = []
         for leaf in leaves:
             for text in self.leaf(leaf):
@@ -107,7 +117,7 @@ class _Explainer:
                     out.append(text)
         return ", ".join(out)
 
-    def leaf(self, leaf: Leaf) -> list[str]:
+    def leaf(self, leaf: Expr) -> list[str]:
         names = symbols_in(leaf)
         self.blamed += [n for n in names if n not in self.blamed]
         if isinstance(leaf, Cmp):

@@ -5,14 +5,21 @@ and those inherited from `if`, `menu` and `choice` blocks), its prompt, defaults
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from rustkm.errors import RustkmError
-from rustkm.kernel.kexpr import (TRISTATE, Evaluator, Expr, KconfigSyntaxError, Sym, conjunction,
-                                 parse_expr, tokenize)
+from rustkm.kernel.kexpr import (
+    TRISTATE,
+    Evaluator,
+    Expr,
+    KconfigSyntaxError,
+    conjunction,
+    parse_expr,
+    tokenize,
+)
 
 TYPES = ("bool", "tristate", "string", "int", "hex")
 DEFAULT_VARIABLES = {"SRCARCH": "x86", "ARCH": "x86", "HEADER_ARCH": "x86"}
@@ -378,6 +385,3 @@ def dependency(definition: Definition) -> Expr:
     """One definition's whole dependency: its own and its inherited conditions, as one &&."""
     return conjunction([c.expr for c in definition.depends])
 
-
-__all__ = ["Choice", "Condition", "Default", "Definition", "Kconfig", "Reverse", "Symbol",
-           "Sym", "dependency", "read_kconfig"]

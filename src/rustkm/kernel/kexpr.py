@@ -4,9 +4,9 @@ against a .config, and find the leaf terms that keep an expression from a wanted
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rustkm.errors import RustkmError
 
@@ -188,7 +188,7 @@ class _Parser:
         return Str(value) if kind == "str" else Macro(value) if kind == "macro" else Sym(value)
 
 
-def _flatten(terms: list[Expr], kind: type[And] | type[Or]) -> list[Expr]:
+def _flatten(terms: list[Expr], kind: type[And | Or]) -> list[Expr]:
     out: list[Expr] = []
     for t in terms:
         out.extend(t.terms if isinstance(t, kind) else (t,))
