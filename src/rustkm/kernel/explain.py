@@ -166,6 +166,8 @@ class _Explainer:
             probes = [df.value_text for d in sym.definitions for df in d.defaults
                       if "$(" in df.value_text]
             if probes:
+                why = "; `make LLVM=1 rustavailable` in the tree says why" \
+                    if "rust_is_available" in probes[0] and self.show(name) == "n" else ""
                 notes.append(f"note: {name}={self.show(name)} was measured by Kconfig "
-                             f"({probes[0]}) with the toolchain that made this .config")
+                             f"({probes[0]}) with the toolchain that made this .config{why}")
         return notes
