@@ -3,6 +3,7 @@
     python bench/run.py boot      boot to ready, boot+insmod+command+shutdown, 5 MB throughput
     python bench/run.py module    one-file module rebuild, edit-to-test-result for printerfact
     python bench/run.py kernel    no-op `rustkm kernel build`
+    python bench/run.py ccache    the kernel from scratch in a new folder, with a warm ccache
     python bench/run.py cold      from nothing (a fresh cache): toolchain, source, configure, build
     python bench/run.py all       boot, module and kernel
 
@@ -116,6 +117,22 @@ def bench_kernel(runs: int) -> None:
     measure("no-op `rustkm kernel build` (a whole process)", noop, runs)
 
 
+def bench_ccache() -> None:
+    """A from-scratch build of the cached kernel's config into a new folder: what ccache saves
+    when a build folder is lost, or a config change forces a rebuild."""
+    from rustkm.kernel.build import ensure_kernel
+    from rustkm.kernel.config import load_fragment
+    from rustkm.session import prepare_kernel
+
+    tc, kernel = prepare_kernel()
+    with tempfile.TemporaryDirectory(prefix="rustkm-ccache-") as folder:
+        start = time.perf_counter()
+        ensure_kernel(tc, kernel.source, [load_fragment(n) for n in kernel.fragments],
+                      kernels_dir=Path(folder))
+        report({"bench": "kernel build from scratch with a warm ccache",
+                "seconds": round(time.perf_counter() - start, 1)})
+
+
 def bench_cold() -> None:
     """Everything from an empty cache. Takes the length of a kernel build."""
     with tempfile.TemporaryDirectory(prefix="rustkm-cold-") as cache:
@@ -160,7 +177,7 @@ def _stage_times(log: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("boot", "module", "kernel", "cold", "all"))
+    parser.add_argument("what", choices=("boot", "module", "kernel", "ccache", "cold", "all"))
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
     if args.what in ("boot", "all"):
@@ -169,6 +186,8 @@ def main() -> None:
         bench_module(max(3, args.runs // 2))
     if args.what in ("kernel", "all"):
         bench_kernel(max(3, args.runs // 2))
+    if args.what == "ccache":
+        bench_ccache()
     if args.what == "cold":
         bench_cold()
 
