@@ -105,3 +105,10 @@ def test_explain_missing_reads_the_tree_it_is_given():
     text = explain_missing(LINUX_612, DEBIAN_612, {"RUST": ("y", "n"), "MODULES": ("y", "y")})
     assert text.startswith("RUST is n (wanted y): depends on HAVE_RUST")
     assert "MODULES is" not in text
+
+
+def test_a_number_probe_is_left_to_its_default():
+    kconfig = read_kconfig(LINUX_72)
+    assert explain(kconfig, {}, {"PAHOLE_VERSION": "130"}) == [
+        "PAHOLE_VERSION is unset (wanted 130): it has no prompt, so only a `select` or its "
+        'default sets it; default "$(PAHOLE_VERSION)" [init/Kconfig:19]']

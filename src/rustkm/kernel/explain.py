@@ -66,7 +66,7 @@ class _Explainer:
             return f"{head}: {self.kconfig.tree.name}'s Kconfig has no symbol {name} " \
                    "(misspelt, or not in this kernel version)"
         if not sym.is_bool:
-            return f"{head}: {self.raise_reason(sym, M) or 'Kconfig kept another value'}"
+            return f"{head}: {self.raise_reason(sym, M)}"
         if wanted == "m" and sym.type == "bool":
             return f"{head}: {name} is bool, so it is y or n, never m"
         if TRISTATE.get(wanted, 0) > TRISTATE.get(got, 0):
@@ -93,6 +93,9 @@ class _Explainer:
                     return f'it is one of the choice "{d.choice.prompt}" ({d.choice.location}), ' \
                            f"which took {picked}"
         deps = " && ".join(str(dependency(d)) for d in open_defs)
+        if not sym.is_bool:
+            return f"its dependencies hold ({deps}), so Kconfig refused the value itself: is it " \
+                   f"outside the symbol's `range`? [{open_defs[0].location}]"
         return f"nothing in Kconfig keeps it off: its dependencies hold ({deps}), so this " \
                f".config just does not set it [{open_defs[0].location}]"
 
