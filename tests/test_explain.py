@@ -109,6 +109,6 @@ def test_explain_missing_reads_the_tree_it_is_given():
 
 def test_a_number_probe_is_left_to_its_default():
     kconfig = read_kconfig(LINUX_72)
-    assert explain(kconfig, {}, {"PAHOLE_VERSION": "130"}) == [
-        "PAHOLE_VERSION is unset (wanted 130): it has no prompt, so only a `select` or its "
-        'default sets it; default "$(PAHOLE_VERSION)" [init/Kconfig:19]']
+    [reason] = explain(kconfig, {}, {"PAHOLE_VERSION": "130"})
+    assert reason == ("PAHOLE_VERSION is unset (wanted 130): it has no prompt, so only a `select` "
+                      'or its default sets it; default "$(PAHOLE_VERSION)" [init/Kconfig:19]')
