@@ -177,8 +177,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         for line in reasons:
             say(f"  {line}")
         problems += sum(1 for line in reasons if not line.startswith("note:"))
+    else:
+        say("no --config given: checking the toolchain only")
     tc = ensure_toolchain(args.toolchain)
-    say(f"toolchain {tc.name}, against Linux {release}'s minimum versions:")
+    say(f"toolchain {tc.name}, against the minimum versions of Linux {release} ({tree}):")
     statuses, unavailable = check_toolchain(
         tc, tree, parse_config(config_text) if config_text else None)
     for status in statuses:
