@@ -72,6 +72,13 @@ class ConsoleLog:
                     return None
                 self._cond.wait(min(remaining, 0.5))
 
+    def wait_report_end(self, start: int, timeout: float = 15.0) -> None:
+        """Wait until a kernel report that began at line `start` has printed its end: the
+        close of its stack trace or its end marker. A loaded host can stall the guest for
+        seconds in the middle of a report, so silence alone does not mean it is over."""
+        self.wait_for(r"</TASK>|---\[ end (trace|Kernel panic)", timeout, start)
+        self.settle(0.3, 2.0)
+
     def settle(self, quiet: float = 0.3, limit: float = 3.0) -> None:
         """Wait until no new line arrived for `quiet` seconds (a report still being printed)."""
         end = time.monotonic() + limit

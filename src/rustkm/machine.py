@@ -286,8 +286,8 @@ class Machine:
         if not found:
             self._checked = max(self._checked, len(lines) - 1)
             return
-        # Let a report finish printing before cutting it.
-        self._console.settle(0.3, 2.0)
+        # Let the report finish printing before cutting it.
+        self._console.wait_report_end(found[0].line_number, timeout=10.0)
         lines = self._console.snapshot()
         found = find_trouble(lines, self._checked)
         self._checked = len(lines)
@@ -302,10 +302,10 @@ class Machine:
         if self._qemu.alive():
             # khungtaskd looks every hung_task_timeout_secs and needs a task to sit in D state
             # for a whole period, so a report can take up to twice that.
-            self._console.wait_for(r"INFO: task .+ blocked|Kernel panic|BUG:",
-                                   2 * self.options.hung_task_seconds + 5, start)
-            # The report's stack trace can trail its first line by a second on a busy host.
-            self._console.settle(1.5, 8.0)
+            first = self._console.wait_for(r"INFO: task .+ blocked|Kernel panic|BUG:",
+                                           2 * self.options.hung_task_seconds + 5, start)
+            if first is not None:
+                self._console.wait_report_end(start)
         lines = self._console.snapshot()
         found = find_trouble(lines, start)
         self._checked = len(lines)
@@ -373,8 +373,11 @@ def boot(kernel: object = None, modules: Sequence[Path] = (), *,
     tc = toolchain or ensure_toolchain()
     set_demangler(tc.wrap(["llvm-cxxfilt"]))
     image = _kernel_image(kernel)
+    from rustkm.guest_tools import guest_tools
+
     spec = InitramfsSpec(modules=tuple(Path(m).resolve() for m in modules),
-                         files=tuple((g, Path(h).resolve()) for g, h in files),
+                         files=(*guest_tools(),
+                                *((g, Path(h).resolve()) for g, h in files)),
                          busybox=toolchain_busybox(tc))
     workdir = Path(tempfile.mkdtemp(prefix=f"rustkm-{name}-", dir="/tmp"))
     if options is None:

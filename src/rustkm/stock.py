@@ -179,14 +179,14 @@ def prepare_stock_kernel(spec: str, lock: Lock, lock_path: Path | None,
     needs = StockToolchainNeeds.from_config(config)
 
     series = ".".join(release.split(".")[:2])
+    source_pkg = lock.packages.get(f"{_LOCK_PREFIX}linux-source-{series}")
+    toolchain_suite = lock.toolchain.get("stock-toolchain-suite")
     upstream = release.split("+")[0]
-    source_versions = [v for v, _ in archive.versions(f"linux-source-{series}")
-                       if upstream_version(v) == upstream]
-    if not source_versions:
-        raise RustkmError(f"Debian {suite} has no linux-source-{series} {upstream} for kernel "
-                          f"{release}", hint="image, headers and source must be one version")
-    source_pkg = _pin(lock, archive, f"linux-source-{series}", source_versions[0])
-    toolchain_suite = choose_toolchain_suite(archives, needs)
+    if source_pkg is None or upstream_version(source_pkg.version) != upstream or update:
+        source_pkg = _pin(lock, archive, f"linux-source-{series}",
+                          _source_version(archive, series, upstream, suite, release))
+    if toolchain_suite is None or update:
+        toolchain_suite = choose_toolchain_suite(archives, needs)
     lock.toolchain["stock-toolchain-suite"] = toolchain_suite
     if lock_path is not None:
         lock.write(lock_path)
@@ -199,6 +199,16 @@ def prepare_stock_kernel(spec: str, lock: Lock, lock_path: Path | None,
     build = _prepare_metadata(tc, source, release, needs, header_tree, vmlinuz,
                               cache_key(needs.rustc, needs.cc, source_pkg, headers_pkg))
     return tc, build
+
+
+def _source_version(archive: DebianArchive, series: str, upstream: str, suite: str,
+                    release: str) -> str:
+    versions = [v for v, _ in archive.versions(f"linux-source-{series}")
+                if upstream_version(v) == upstream]
+    if not versions:
+        raise RustkmError(f"Debian {suite} has no linux-source-{series} {upstream} for kernel "
+                          f"{release}", hint="image, headers and source must be one version")
+    return versions[0]
 
 
 def _find_vmlinuz(image: Path, release: str) -> Path:

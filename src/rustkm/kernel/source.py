@@ -94,7 +94,11 @@ class DebianArchive:
 
     def update(self) -> None:
         if not self._updated:
-            with step(f"apt-get update ({self.name})"):
+            # apt takes its own lock on the lists and fails at once if another rustkm process
+            # (a pytest-xdist worker, say) holds it: wait our turn instead.
+            lists = store_dir() / "apt" / self.name.replace(" ", "-")
+            with locked(lists, f"apt's package lists ({self.name})"), \
+                    step(f"apt-get update ({self.name})"):
                 self.tc.run(["apt-get", "-q", *self.options, "update"])
             self._updated = True
 
