@@ -15,7 +15,7 @@ use core::ptr::NonNull;
 use kernel::{bindings, ffi, prelude::*, str::CStr};
 
 /// What a sysctl file does when it is read or written.
-pub trait SysctlFile: Sync + 'static {
+pub(crate) trait SysctlFile: Sync + 'static {
     /// Writes the file's whole text into `out` and returns its length.
     fn show(&self, out: &mut [u8]) -> usize;
     /// Handles one write of `input` (the bytes user space wrote, at offset 0).
@@ -23,10 +23,10 @@ pub trait SysctlFile: Sync + 'static {
 }
 
 /// The longest text a [`SysctlFile::show`] may produce.
-pub const SHOW_MAX: usize = 64;
+pub(crate) const SHOW_MAX: usize = 64;
 
 /// A table of sysctl entries that can live in a `static`.
-pub struct SysctlTable<const N: usize>([bindings::ctl_table; N]);
+pub(crate) struct SysctlTable<const N: usize>([bindings::ctl_table; N]);
 
 // SAFETY: the table is never written after construction; its raw pointers refer to `'static`
 // names and `'static` handlers that are `Sync`, so sharing it between threads is sound.
@@ -34,19 +34,25 @@ unsafe impl<const N: usize> Sync for SysctlTable<N> {}
 
 impl<const N: usize> SysctlTable<N> {
     /// A table of the given entries (see [`entry`]).
-    pub const fn new(entries: [bindings::ctl_table; N]) -> Self {
+    pub(crate) const fn new(entries: [bindings::ctl_table; N]) -> Self {
         Self(entries)
     }
 }
 
 /// A sysctl entry named `name` with permissions `mode`, handled by `file`.
-pub const fn entry<T: SysctlFile>(name: &'static CStr, mode: u16, file: &'static T)
-    -> bindings::ctl_table {
+pub(crate) const fn entry<T: SysctlFile>(
+    name: &'static CStr,
+    mode: u16,
+    file: &'static T,
+) -> bindings::ctl_table {
     // SAFETY: `ctl_table` is a C struct for which all-zero bytes are a valid value (null
     // pointers, a `None` handler).
     let mut table: bindings::ctl_table = unsafe { core::mem::zeroed() };
-    table.procname = name.as_ptr().cast::<ffi::c_char>();
-    table.data = file as *const T as *mut ffi::c_void;
+    // `as_char_ptr` is not a `const fn`; this is the same cast to the kernel's unsigned char.
+    #[allow(clippy::disallowed_methods)]
+    let procname = name.as_ptr().cast::<ffi::c_char>();
+    table.procname = procname;
+    table.data = core::ptr::from_ref(file).cast_mut().cast::<ffi::c_void>();
     table.mode = mode;
     table.proc_handler = Some(proc_handler::<T>);
     table
@@ -80,7 +86,7 @@ unsafe extern "C" fn proc_handler<T: SysctlFile>(
 ) -> ffi::c_int {
     // SAFETY: per this function's contract, `ctl` is a valid entry whose `data` is the
     // `&'static T` that `entry::<T>` stored.
-    let file = unsafe { &*((*ctl).data as *const T) };
+    let file = unsafe { &*(*ctl).data.cast::<T>() };
     // SAFETY: `lenp` and `ppos` are valid per this function's contract.
     let (len, pos) = unsafe { (&mut *lenp, &mut *ppos) };
     if buffer.is_null() {
@@ -93,7 +99,7 @@ unsafe extern "C" fn proc_handler<T: SysctlFile>(
             return EINVAL.to_errno();
         }
         // SAFETY: the sysctl core copied the user's `*len` bytes into `buffer`.
-        let input = unsafe { core::slice::from_raw_parts(buffer as *const u8, *len) };
+        let input = unsafe { core::slice::from_raw_parts(buffer.cast::<u8>(), *len) };
         match file.store(input) {
             Ok(()) => {
                 *pos += *len as i64;
@@ -105,14 +111,14 @@ unsafe extern "C" fn proc_handler<T: SysctlFile>(
         let mut text = [0u8; SHOW_MAX];
         let shown = file.show(&mut text).min(SHOW_MAX);
         // SAFETY: the sysctl core allocated `*len` writable bytes at `buffer`.
-        let out = unsafe { core::slice::from_raw_parts_mut(buffer as *mut u8, *len) };
+        let out = unsafe { core::slice::from_raw_parts_mut(buffer.cast::<u8>(), *len) };
         *len = read_at(&text[..shown], pos, out);
         0
     }
 }
 
 /// A registered sysctl directory; unregistered when dropped.
-pub struct Registration {
+pub(crate) struct Registration {
     header: NonNull<bindings::ctl_table_header>,
 }
 
@@ -124,14 +130,17 @@ unsafe impl Sync for Registration {}
 
 impl Registration {
     /// Registers `table` under /proc/sys/`path` (e.g. c"example").
-    pub fn register<const N: usize>(path: &'static CStr, table: &'static SysctlTable<N>)
-        -> Result<Self> {
+    pub(crate) fn register<const N: usize>(
+        path: &'static CStr,
+        table: &'static SysctlTable<N>,
+    ) -> Result<Self> {
         // SAFETY: `path` and `table` are `'static`, so they outlive the registration, as the
         // sysctl core requires; `N` is the table's exact length.
-        let header = unsafe {
-            bindings::register_sysctl_sz(path.as_char_ptr(), table.0.as_ptr(), N)
-        };
-        NonNull::new(header).map(|header| Self { header }).ok_or(ENOMEM)
+        let header =
+            unsafe { bindings::register_sysctl_sz(path.as_char_ptr(), table.0.as_ptr(), N) };
+        NonNull::new(header)
+            .map(|header| Self { header })
+            .ok_or(ENOMEM)
     }
 }
 
@@ -142,4 +151,3 @@ impl Drop for Registration {
         unsafe { bindings::unregister_sysctl_table(self.header.as_ptr()) };
     }
 }
-

@@ -34,7 +34,11 @@ struct Atom(AtomicBool);
 
 impl SysctlFile for Atom {
     fn show(&self, out: &mut [u8]) -> usize {
-        let text: &[u8] = if self.0.load(Ordering::Relaxed) { b"1\n" } else { b"0\n" };
+        let text: &[u8] = if self.0.load(Ordering::Relaxed) {
+            b"1\n"
+        } else {
+            b"0\n"
+        };
         let count = text.len().min(out.len());
         out[..count].copy_from_slice(&text[..count]);
         count

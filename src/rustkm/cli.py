@@ -75,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("build", help="build out-of-tree Rust modules")
     p.add_argument("dirs", nargs="*", type=Path, help="module folders (default: the project's)")
+    p.add_argument("--clippy", action="store_true", help="lint with clippy; fail on warnings")
     _kernel_options(p)
     p.set_defaults(func=cmd_build)
 
@@ -182,7 +183,8 @@ def _build_modules(args: argparse.Namespace, dirs: list[Path]):  # type: ignore[
 
     project, request = _request(args)
     tc, kernel = prepare_kernel(request, project)
-    return tc, kernel, [build_module(tc, kernel, d) for d in dirs]
+    clippy = bool(getattr(args, "clippy", False))
+    return tc, kernel, [build_module(tc, kernel, d, clippy=clippy) for d in dirs]
 
 
 def cmd_build(args: argparse.Namespace) -> int:

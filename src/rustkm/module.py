@@ -43,18 +43,29 @@ def module_names(folder: Path) -> list[str]:
 
 
 def build_module(tc: Toolchain, kernel: KernelBuild, folder: Path,
-                 extra_binds: tuple[Path, ...] = ()) -> ModuleBuild:
+                 extra_binds: tuple[Path, ...] = (), clippy: bool = False) -> ModuleBuild:
+    """Build the module(s) of `folder`; with `clippy`, lint every Rust file with clippy too
+    (the kernel's CLIPPY=1) and fail on any warning."""
     folder = folder.expanduser().resolve()
     if not folder.is_dir():
         raise RustkmError(f"module folder {folder} does not exist")
     names = module_names(folder)
-    output = store_dir() / "modules" / kernel.key / f"{folder.name}-{cache_key(str(folder))}"
+    # A clippy build gets its own folder: it must not rewrite a .ko a running VM test reads.
+    flavour = "-clippy" if clippy else ""
+    output = store_dir() / "modules" / kernel.key / f"{folder.name}-{cache_key(str(folder))}{flavour}"
     output.mkdir(parents=True, exist_ok=True)
     argv = ["make", "-C", str(kernel.build_dir), f"M={folder}", f"MO={output}",
-            *kernel.module_make_args()]
+            *kernel.module_make_args(), *(["CLIPPY=1"] if clippy else [])]
+    if clippy:
+        # Recompile so that clippy sees every file, not only the ones that changed.
+        for obj in output.glob("*.o"):
+            obj.unlink()
     with locked(output, f"the build of {folder.name}"), step(f"building {folder.name}"):
         proc = tc.run(argv, cwd=folder, env=ccache_env(),
                       binds=[kernel.source.tree, folder.parent, *extra_binds], check=False)
+    if proc.returncode == 0 and clippy and "warning:" in (proc.stdout or ""):
+        raise RustkmError(f"clippy has warnings for {folder}",
+                          details=_compiler_messages(proc.stdout or ""))
     if proc.returncode != 0:
         raise RustkmError(f"the module in {folder} does not compile",
                           details=_compiler_messages(proc.stdout or ""),
