@@ -59,7 +59,7 @@ struct PrinterFactModule {
 
 impl kernel::InPlaceModule for PrinterFactModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        pr_info!("printerfact: ready, {} facts\n", FACTS.len());
+        pr_info!("ready, {} facts\n", FACTS.len());
         let options = MiscDeviceOptions {
             name: c"printerfact",
         };
@@ -98,6 +98,6 @@ impl MiscDevice for PrinterFact {
 #[pinned_drop]
 impl PinnedDrop for PrinterFactModule {
     fn drop(self: Pin<&mut Self>) {
-        pr_info!("printerfact: unloaded\n");
+        pr_info!("unloaded\n");
     }
 }

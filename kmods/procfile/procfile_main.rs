@@ -120,10 +120,7 @@ impl kernel::Module for ProcFileModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let file = KBox::pin_init(RegularFile::new()?, GFP_KERNEL)?;
         let registration = Registration::register(c"rustkm_file", 0o666, file)?;
-        pr_info!(
-            "procfile: /proc/rustkm_file ready ({} bytes at most)\n",
-            CAPACITY
-        );
+        pr_info!("/proc/rustkm_file ready ({} bytes at most)\n", CAPACITY);
         Ok(ProcFileModule {
             _file: registration,
         })
@@ -132,6 +129,6 @@ impl kernel::Module for ProcFileModule {
 
 impl Drop for ProcFileModule {
     fn drop(&mut self) {
-        pr_info!("procfile: unloaded\n");
+        pr_info!("unloaded\n");
     }
 }

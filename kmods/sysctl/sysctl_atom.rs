@@ -65,7 +65,7 @@ struct SysctlAtom {
 impl kernel::Module for SysctlAtom {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let registration = Registration::register(c"example", &TABLE)?;
-        pr_info!("sysctl_atom: /proc/sys/example/atom ready\n");
+        pr_info!("/proc/sys/example/atom ready\n");
         Ok(SysctlAtom {
             _registration: registration,
         })
@@ -74,6 +74,6 @@ impl kernel::Module for SysctlAtom {
 
 impl Drop for SysctlAtom {
     fn drop(&mut self) {
-        pr_info!("sysctl_atom: unloaded\n");
+        pr_info!("unloaded\n");
     }
 }

@@ -63,7 +63,10 @@ class Toolchain:
                "--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf",
                "--die-with-parent", "--unshare-pid", "--clearenv",
                "--setenv", "PATH", INSIDE_PATH, "--setenv", "HOME", "/root",
-               "--setenv", "LANG", "C.UTF-8"]
+               "--setenv", "LANG", "C.UTF-8",
+               # make 4.4 names its jobserver FIFO in /tmp after its PID; PIDs repeat across
+               # sandboxes (--unshare-pid) that share /tmp, so concurrent builds would collide.
+               "--setenv", "MAKEFLAGS", "--jobserver-style=pipe"]
         seen: set[Path] = set()
         for path in (store_dir(), *self.extra_binds, *binds, *([cwd] if cwd else [])):
             path = path.resolve()

@@ -38,7 +38,7 @@ fn sleep_uninterruptible(seconds: u32) {
 impl kernel::Module for Trouble {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let action = *module_parameters::action.value();
-        pr_info!("trouble: action {}\n", action);
+        pr_info!("action {}\n", action);
         match action {
             0 => {}
             1 => {
@@ -51,7 +51,7 @@ impl kernel::Module for Trouble {
             }
             _ => return Err(EINVAL),
         }
-        pr_info!("trouble: done\n");
+        pr_info!("done\n");
         Ok(Trouble)
     }
 }

@@ -1,0 +1,121 @@
+"""`rustkm new NAME`: a module folder with a minimal module, its Kbuild, a VM test, and a
+rust-project.json so that editors (rust-analyzer) resolve `kernel::`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from rustkm.errors import RustkmError
+from rustkm.log import say
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,54}$")
+
+MODULE_RS = """\
+// SPDX-License-Identifier: GPL-2.0
+
+//! {name}: a minimal Rust kernel module.
+//!
+//! Loading it logs "{name}: loaded"; unloading it, "{name}: unloaded".
+
+use kernel::prelude::*;
+
+module! {{
+    type: {type_name},
+    name: "{name}",
+    authors: ["{author}"],
+    description: "{name}: a Rust kernel module",
+    license: "GPL",
+}}
+
+struct {type_name};
+
+impl kernel::Module for {type_name} {{
+    fn init(_module: &'static ThisModule) -> Result<Self> {{
+        pr_info!("loaded\\n");
+        Ok({type_name})
+    }}
+}}
+
+impl Drop for {type_name} {{
+    fn drop(&mut self) {{
+        pr_info!("unloaded\\n");
+    }}
+}}
+"""
+
+TEST_PY = '''\
+"""{name} in a throwaway VM."""
+
+import pytest
+
+pytestmark = pytest.mark.rustkm(modules=["."])
+
+
+def test_loads_and_unloads(vm):
+    vm.insmod("{name}")
+    vm.wait_for_console_text(r"{name}: loaded")
+    assert "{name}" in vm.succeed("cat /proc/modules")
+    vm.rmmod("{name}")
+    vm.wait_for_console_text(r"{name}: unloaded")
+'''
+
+
+def type_name(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_") if part) or "Module"
+
+
+def scaffold(name: str, parent: Path, author: str = "rustkm user") -> Path:
+    if not _NAME.match(name):
+        raise RustkmError(f"{name!r} is not a usable module name",
+                          hint="lower case letters, digits and _, starting with a letter "
+                               "(it is a Rust crate and a C identifier)")
+    folder = parent.resolve() / name
+    if folder.exists():
+        raise RustkmError(f"{folder} already exists", hint="pick another name or --dir")
+    folder.mkdir(parents=True)
+    (folder / f"{name}.rs").write_text(
+        MODULE_RS.format(name=name, type_name=type_name(name), author=author))
+    (folder / "Kbuild").write_text(f"obj-m := {name}.o\n")
+    (folder / f"test_{name}.py").write_text(TEST_PY.format(name=name))
+    (folder / "README.md").write_text(f"# {name}\n\nBuild: `rustkm build {folder.name}`. "
+                                      f"Test in a VM: `pytest {folder.name}`.\n")
+    return folder
+
+
+def write_rust_project(folder: Path) -> Path:
+    """rust-project.json from the kernel's own generator, with paths valid on the host."""
+    from rustkm.session import prepare_kernel
+
+    tc, kernel = prepare_kernel()
+    tc.run(["make", "-C", str(kernel.build_dir), f"M={folder}", *kernel.module_make_args(),
+            "rust-analyzer"], cwd=folder, binds=[kernel.source.tree])
+    path = folder / "rust-project.json"
+    project = json.loads(path.read_text())
+    if tc.root is not None and project.get("sysroot", "").startswith("/"):
+        # The toolchain's /usr is the host's TOOLCHAIN_ROOT/usr.
+        project["sysroot"] = str(tc.root / project["sysroot"].lstrip("/"))
+    path.write_text(json.dumps(project, indent=1) + "\n")
+    return path
+
+
+def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = verbs.add_parser("new", help="scaffold a module: NAME.rs, Kbuild, a VM test, "
+                                     "rust-project.json")
+    p.add_argument("name")
+    p.add_argument("--dir", type=Path, default=Path("."), help="where to create it")
+    p.add_argument("--author", default="rustkm user")
+    p.add_argument("--no-editor", action="store_true",
+                   help="skip rust-project.json (it needs the kernel build)")
+    p.set_defaults(func=_cmd)
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    folder = scaffold(args.name, args.dir, args.author)
+    say(f"created {folder}")
+    if not args.no_editor:
+        say(f"editor support: {write_rust_project(folder)}")
+    say(f"next: rustkm build {folder} && pytest {folder}")
+    return 0

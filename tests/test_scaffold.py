@@ -1,0 +1,53 @@
+"""`rustkm new`: the scaffolded module builds, its own VM test passes, editors get a
+rust-project.json whose paths exist on the host; bad names and existing folders are refused."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rustkm.errors import RustkmError
+from rustkm.scaffold import scaffold, type_name, write_rust_project
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_the_scaffold_builds_and_its_test_passes_in_a_vm(tmp_path, kernel):
+    folder = scaffold("hello_world", tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "Kbuild", "README.md", "hello_world.rs", "test_hello_world.py"]
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             str(folder)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+
+
+def test_rust_project_json_resolves_the_kernel_crate_on_the_host(tmp_path, kernel):
+    folder = scaffold("editor_check", tmp_path)
+    project = json.loads(write_rust_project(folder).read_text())
+    names = {crate.get("display_name") for crate in project["crates"]}
+    assert {"kernel", "editor_check"} <= names
+    assert Path(project["sysroot"]).is_dir()
+    kernel_crate = next(c for c in project["crates"] if c.get("display_name") == "kernel")
+    assert Path(kernel_crate["root_module"]).is_file()
+
+
+@pytest.mark.parametrize("name", ["9lives", "Hello", "has-dash", "", "a" * 60, "x y"])
+def test_bad_names_are_refused(tmp_path, name):
+    with pytest.raises(RustkmError, match="not a usable module name"):
+        scaffold(name, tmp_path)
+
+
+def test_an_existing_folder_is_not_touched(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.rs").write_text("precious")
+    with pytest.raises(RustkmError, match="already exists"):
+        scaffold("mine", tmp_path)
+    assert (tmp_path / "mine" / "keep.rs").read_text() == "precious"
+
+
+def test_type_names():
+    assert type_name("hello_world") == "HelloWorld" and type_name("x") == "X"
