@@ -100,10 +100,12 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_test)
 
     from rustkm.export import register as _export
+    from rustkm.modcheck import register as _check
     from rustkm.scaffold import register as _new
 
     _export(verbs)
     _new(verbs)
+    _check(verbs)
     from rustkm.doctor import register as _doctor; _doctor(verbs)  # noqa: I001
     return parser
 
