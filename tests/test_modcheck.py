@@ -1,16 +1,17 @@
-"""`rustkm check` with real .ko files: one that loads, one with a patched vermagic, one built
-for another kernel (Debian's stock 7.2, different rustc: the crate hashes differ)."""
+"""`rustkm check` with real .ko files: printerfact as built, copies patched the way real
+mistakes look (another release's vermagic, a non-GPL license, another rustc's crate hash, a
+symbol vmlinux does not export), and printerfact checked against Debian's stock kernel. The
+real kernel refuses every module check refuses."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from elftools.elf.elffile import ELFFile
 
-from rustkm.errors import RustkmError
-from rustkm.modcheck import check, explain_vermagic
-from rustkm.modinfo import kernel_vermagic, read_module
+from rustkm.machine import CommandFailed, boot
+from rustkm.modcheck import check, crate_hashes, explain_vermagic, namespace_allows
 from rustkm.module import build_module
 from rustkm.oops import set_demangler
 from rustkm.session import KernelRequest, prepare_kernel
@@ -31,38 +32,118 @@ def printerfact_ko(self_built):
     return build_module(tc, kernel, ROOT / "kmods/printerfact").ko("printerfact")
 
 
-def test_modinfo_fields_and_parameters(self_built):
-    tc, kernel = self_built
-    info = read_module(build_module(tc, kernel, ROOT / "tests/kmods/trouble").ko("trouble"))
-    assert (info.name, info.get("license"), info.get("author")) == ("trouble", "GPL", "rustkm")
-    assert info.parameters["action"][0] == "i64"  # Rust module parameters name Rust types
-    assert "WARN" in info.parameters["action"][1]
-    assert info.depends == ()
+def patched(ko: Path, out: Path, section: str, old: bytes, new: bytes) -> Path:
+    """A copy of `ko` with `old` replaced by `new` (same length) inside one ELF section."""
+    assert len(old) == len(new)
+    data = bytearray(ko.read_bytes())
+    with ko.open("rb") as f:
+        header = ELFFile(f).get_section_by_name(section).header
+    start, end = header["sh_offset"], header["sh_offset"] + header["sh_size"]
+    assert bytes(data[start:end]).count(old) >= 1, f"{old!r} not in {section}"
+    data[start:end] = bytes(data[start:end]).replace(old, new)
+    out.write_bytes(bytes(data))
+    return out
+
+
+def other_release_ko(ko: Path, release: str, out: Path) -> Path:
+    other = release[:-1] + ("9" if release[-1] != "9" else "8")
+    return patched(ko, out, ".modinfo", f"vermagic={release} ".encode(),
+                   f"vermagic={other} ".encode())
+
+
+def mit_license_ko(ko: Path, out: Path) -> Path:
+    return patched(ko, out, ".modinfo", b"license=GPL\0", b"license=MIT\0")
+
+
+def other_rustc_ko(ko: Path, out: Path) -> tuple[Path, str, str]:
+    """The kernel crate's hash changed, as another rustc would have named it."""
+    from rustkm.modinfo import read_module
+
+    hashes = {h for s in read_module(ko).undefined for c, h in crate_hashes(s).items()
+              if c == "kernel"}
+    [ours] = hashes
+    # Another base-62 number of the same length that still fits in 64 bits, as hashes do.
+    theirs = ("1" if ours[0] == "0" else "0") + ours[1:]
+    return patched(ko, out, ".strtab", ours.encode(), theirs.encode()), ours, theirs
+
+
+def unexported_symbol_ko(ko: Path, out: Path) -> Path:
+    # ret_from_fork: x86 entry code in every vmlinux, never exported; as long as misc_register.
+    return patched(ko, out, ".strtab", b"\0misc_register\0", b"\0ret_from_fork\0")
 
 
 def test_a_module_built_for_the_kernel_would_load(self_built, printerfact_ko):
     _, kernel = self_built
     report = check(printerfact_ko, kernel)
-    assert report.problems == []
-    assert report.module.get("vermagic") == kernel_vermagic(kernel.config.read_text(),
-                                                            kernel.release)
+    assert (report.problems, report.notes) == ([], [])
+    assert report.module.vermagic == report.target_vermagic
+    result = subprocess.run([sys.executable, "-m", "rustkm.cli", "check", str(printerfact_ko),
+                             "--kernel", str(kernel.build_dir)],
+                            check=False, capture_output=True, text=True, cwd=ROOT,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "would load into kernel" in result.stdout
+    assert "A misc device that returns a random printer fact" in result.stdout
 
 
-def test_a_patched_vermagic_is_explained(self_built, printerfact_ko, tmp_path):
+def test_another_releases_vermagic_is_explained(self_built, printerfact_ko, tmp_path):
     _, kernel = self_built
-    patched = tmp_path / "printerfact.ko"
-    data = printerfact_ko.read_bytes()
-    old = f"vermagic={kernel.release} ".encode()
-    new = f"vermagic={kernel.release[:-1]}9 ".encode()
-    assert data.count(old) == 1
-    patched.write_bytes(data.replace(old, new))
-    report = check(patched, kernel)
-    assert len(report.problems) == 1
-    assert "Invalid module format" in report.problems[0]
-    assert f"built for kernel release {kernel.release[:-1]}9" in report.problems[0]
-    result = subprocess.run([sys.executable, "-m", "rustkm.cli", "check", str(patched)],
-                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    ko = other_release_ko(printerfact_ko, kernel.release, tmp_path / "printerfact.ko")
+    report = check(ko, kernel)
+    [problem] = report.problems
+    assert "Invalid module format" in problem
+    assert f"built for kernel release {kernel.release[:-1]}" in problem
+    assert f"the target is {kernel.release};" in problem
+    result = subprocess.run([sys.executable, "-m", "rustkm.cli", "check", str(ko)],
+                            check=False, capture_output=True, text=True, cwd=ROOT,
+                            timeout=300)
     assert result.returncode == 1 and "would NOT load" in result.stdout
+
+
+def test_a_non_gpl_license_loses_the_gpl_only_exports(self_built, printerfact_ko, tmp_path):
+    _, kernel = self_built
+    report = check(mit_license_ko(printerfact_ko, tmp_path / "printerfact.ko"), kernel)
+    text = "\n".join(report.problems)
+    assert "kernel::print::call_printk" in text  # an EXPORT_SYMBOL_GPL, demangled
+    assert "misc_register:" not in text  # a plain EXPORT_SYMBOL stays usable
+    assert "license 'MIT' is not GPL-compatible" in text
+
+
+def test_another_rustc_shows_as_a_crate_hash_difference(self_built, printerfact_ko, tmp_path):
+    _, kernel = self_built
+    ko, ours, theirs = other_rustc_ko(printerfact_ko, tmp_path / "printerfact.ko")
+    report = check(ko, kernel)
+    [problem] = report.problems
+    assert "kernel::print::call_printk): the kernel exports it under another crate hash" in problem
+    assert "core::" not in problem  # the core crate's hash was left alone
+    [note] = report.notes
+    assert f"crate kernel: {theirs} in the module, {ours} in the kernel" in note
+    assert "rustc 1." in note  # the kernel's own CONFIG_RUSTC_VERSION_TEXT
+
+
+def test_a_symbol_vmlinux_does_not_export_is_named(self_built, printerfact_ko, tmp_path):
+    _, kernel = self_built
+    report = check(unexported_symbol_ko(printerfact_ko, tmp_path / "printerfact.ko"), kernel)
+    [problem] = report.problems
+    assert "ret_from_fork: in vmlinux, but not exported to modules" in problem
+
+
+def test_the_kernel_refuses_what_check_refuses(self_built, printerfact_ko, tmp_path):
+    tc, kernel = self_built
+    refused = {
+        "version magic": other_release_ko(printerfact_ko, kernel.release, tmp_path / "a.ko"),
+        "Unknown symbol _RNvNtCs": mit_license_ko(printerfact_ko, tmp_path / "b.ko"),
+        "Unknown symbol _RNv": other_rustc_ko(printerfact_ko, tmp_path / "c.ko")[0],
+        "Unknown symbol ret_from_fork": unexported_symbol_ko(printerfact_ko, tmp_path / "d.ko"),
+    }
+    for ko in refused.values():
+        assert check(ko, kernel).problems
+    with boot(kernel, [], toolchain=tc) as vm:
+        for dmesg, ko in refused.items():
+            with pytest.raises(CommandFailed, match=dmesg):
+                vm.insmod(ko)
+        vm.insmod(printerfact_ko)
+        assert vm.succeed("cat /dev/printerfact").strip()
 
 
 def test_a_module_for_another_kernel_names_the_crate_hash_difference(printerfact_ko):
@@ -71,22 +152,32 @@ def test_a_module_for_another_kernel_names_the_crate_hash_difference(printerfact
     text = "\n".join(report.problems + report.notes)
     assert "Invalid module format" in text and "Unknown symbol" in text
     assert "kernel::print::call_printk" in text  # demangled
-    assert "only difference from a kernel export is the crate hash" in text
+    assert "the kernel exports it under another crate hash" in text
+    assert "crate kernel:" in text and "crate core:" in text
 
 
 def test_vermagic_words_are_explained():
-    reasons = explain_vermagic("7.2.12 SMP mod_unload ", "7.2.12 SMP preempt mod_unload ")
-    assert "preemption model" in reasons[0]
+    [problem] = explain_vermagic("7.2.12 SMP mod_unload ", "7.2.12 SMP preempt mod_unload ")
+    assert "'preempt' only in the kernel's: the preemption model" in problem
+    assert "release" not in problem.split("\n")[1]
     assert explain_vermagic("7.2.12 SMP ", "7.2.12 SMP ") == []
+    assert "no vermagic" in explain_vermagic("", "7.2.12 SMP ")[0]
 
 
-def test_files_that_are_not_modules_are_refused(tmp_path):
-    (tmp_path / "text.ko").write_text("not elf")
-    with pytest.raises(RustkmError, match="not an ELF file"):
-        read_module(tmp_path / "text.ko")
-    elf = tmp_path / "python"
-    shutil.copy(sys.executable, elf)
-    with pytest.raises(RustkmError, match="not a kernel module"):
-        read_module(elf)
-    with pytest.raises(RustkmError, match="does not exist"):
-        read_module(tmp_path / "absent.ko")
+def test_with_symbol_crcs_the_release_is_not_compared():
+    # same_magic(): modversions modules are matched by their CRCs, not by release.
+    assert explain_vermagic("7.2.11 SMP modversions ", "7.2.12 SMP modversions ", True) == []
+    assert explain_vermagic("7.2.11 SMP modversions ", "7.2.12 SMP modversions ") != []
+
+
+def test_module_namespaces_admit_the_modules_they_name():
+    assert namespace_allows("module:kvm,kvm-*", "kvm_intel")
+    assert namespace_allows("module:kvm,kvm-*", "kvm")
+    assert not namespace_allows("module:kvm", "kvmx")
+    assert not namespace_allows("DEVMEM", "cxl")
+
+
+def test_crate_hashes_are_read_from_v0_symbols():
+    symbol = "_RNvXso_NtCsb5MLIFMWygY_6kernel3fmtjNtB5_7Display3fmt"
+    assert crate_hashes(symbol) == {"kernel": "b5MLIFMWygY"}
+    assert crate_hashes("misc_register") == {}
