@@ -19,3 +19,12 @@ def load_cycle(vm):
             assert len(vm.console_log.splitlines()) > mark
 
     return cycle
+
+
+def hammer(vm, name: str, writers: int = 2, times: int = 100_000) -> int:
+    """`writers` concurrent writes of `times` increments each; the count afterwards."""
+    path = f"/proc/sys/lkmpg/{name}"
+    jobs = " ".join(f"(echo {times} > {path}) &" for _ in range(writers))
+    vm.succeed(f"{jobs} wait", timeout=300)
+    return int(vm.succeed(f"cat {path}"))
+

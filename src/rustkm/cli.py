@@ -14,7 +14,14 @@ from rustkm.log import console, say
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after "--" is the guest command of `run`, whatever options come before it.
+    command: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, command = argv[:cut], argv[cut + 1:]
     args = parser.parse_args(argv)
+    args.command = shlex.join(command) if command else ""
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
@@ -209,8 +216,8 @@ def _vm(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def cmd_run(args: argparse.Namespace) -> int:
     from rustkm.machine import boot
 
-    modules, command = _split_command(args.modules)
-    tc, kernel, builds = _build_modules(args, modules)
+    command = args.command
+    tc, kernel, builds = _build_modules(args, args.modules)
     kos = [ko for b in builds for ko in b.modules]
     with boot(kernel, kos, options=_vm(args), toolchain=tc) as vm:
         if not args.no_load:
@@ -223,15 +230,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stderr.buffer.write(result.stderr)
         sys.stdout.flush()
         return result.status
-
-
-def _split_command(words: list[Path]) -> tuple[list[Path], str]:
-    # argparse keeps "--" out of nargs="*"; everything after it arrives via sys.argv.
-    if "--" in sys.argv:
-        rest = sys.argv[sys.argv.index("--") + 1:]
-        modules = [w for w in words if str(w) not in rest]
-        return modules, shlex.join(rest)
-    return words, ""
 
 
 def cmd_shell(args: argparse.Namespace) -> int:

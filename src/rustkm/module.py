@@ -62,7 +62,8 @@ def build_module(tc: Toolchain, kernel: KernelBuild, folder: Path,
             obj.unlink()
     with locked(output, f"the build of {folder.name}"), step(f"building {folder.name}"):
         proc = tc.run(argv, cwd=folder, env=ccache_env(),
-                      binds=[kernel.source.tree, folder.parent, *extra_binds], check=False)
+                      binds=[kernel.source.tree, folder.parent, _project_root(folder),
+                             *extra_binds], check=False)
     if proc.returncode == 0 and clippy and "warning:" in (proc.stdout or ""):
         raise RustkmError(f"clippy has warnings for {folder}",
                           details=_compiler_messages(proc.stdout or ""))
@@ -76,6 +77,13 @@ def build_module(tc: Toolchain, kernel: KernelBuild, folder: Path,
             raise RustkmError(f"make succeeded but {module.name} was not produced",
                               details=(proc.stdout or "")[-2000:])
     return ModuleBuild(folder, output, modules)
+
+
+def _project_root(folder: Path) -> Path:
+    """The project the module belongs to: shared code (kmods/lib) may live anywhere in it."""
+    from rustkm.project import find_project
+
+    return find_project(folder).root
 
 
 def _compiler_messages(output: str) -> str:

@@ -30,6 +30,8 @@ def find_project(start: Path | None = None) -> Project:
         config = folder / PROJECT_FILE
         if config.is_file():
             return _read(folder, config)
+        if (folder / LOCK_NAME).is_file():
+            return Project(root=folder)
     return Project(root=here)
 
 
