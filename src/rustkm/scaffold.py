@@ -7,11 +7,20 @@ import argparse
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from rustkm.errors import RustkmError
 from rustkm.log import say
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,54}$")
+# The crates a kernel module is compiled with (the kernel's rust/ and the sysroot): a module
+# crate of the same name cannot tell itself from its dependency (rustc E0519).
+_CRATE_NAMES = frozenset({"alloc", "bindings", "build_error", "compiler_builtins", "core", "ffi",
+                          "kernel", "macros", "pin_init", "pin_init_internal", "proc_macro",
+                          "proc_macro2", "quote", "std", "syn", "uapi", "zerocopy",
+                          "zerocopy_derive"})
+# Names MODULE_RS takes from the prelude; the module's own type must not shadow them.
+_TEMPLATE_NAMES = frozenset({"Drop", "Err", "Module", "Ok", "Result", "ThisModule"})
 
 MODULE_RS = """\
 // SPDX-License-Identifier: GPL-2.0
@@ -64,7 +73,9 @@ def test_loads_and_unloads(vm):
 
 
 def type_name(name: str) -> str:
-    return "".join(part.capitalize() for part in name.split("_") if part) or "Module"
+    """The module's Rust type: hello_world -> HelloWorld (result -> ResultModule)."""
+    camel = "".join(part.capitalize() for part in name.split("_") if part)
+    return f"{camel}Module" if camel in _TEMPLATE_NAMES or not camel else camel
 
 
 def scaffold(name: str, parent: Path, author: str = "rustkm user") -> Path:
@@ -72,6 +83,10 @@ def scaffold(name: str, parent: Path, author: str = "rustkm user") -> Path:
         raise RustkmError(f"{name!r} is not a usable module name",
                           hint="lower case letters, digits and _, starting with a letter "
                                "(it is a Rust crate and a C identifier)")
+    if name in _CRATE_NAMES:
+        raise RustkmError(f"{name!r} is the name of a crate every module depends on",
+                          hint="rustc cannot build a crate named like its dependency: "
+                               f"pick another name, e.g. my_{name}")
     folder = parent.resolve() / name
     if folder.exists():
         raise RustkmError(f"{folder} already exists", hint="pick another name or --dir")
@@ -94,11 +109,24 @@ def write_rust_project(folder: Path) -> Path:
             "rust-analyzer"], cwd=folder, binds=[kernel.source.tree])
     path = folder / "rust-project.json"
     project = json.loads(path.read_text())
-    if tc.root is not None and project.get("sysroot", "").startswith("/"):
-        # The toolchain's /usr is the host's TOOLCHAIN_ROOT/usr.
-        project["sysroot"] = str(tc.root / project["sysroot"].lstrip("/"))
+    sysroot = project.get("sysroot", "")
+    if tc.root is not None and sysroot.startswith("/"):
+        # The sysroot and the std crates' sources under it are inside the toolchain, whose
+        # /usr is TOOLCHAIN_ROOT/usr on the host.
+        project = _rebased(project, sysroot, tc.root)
     path.write_text(json.dumps(project, indent=1) + "\n")
     return path
+
+
+def _rebased(value: Any, inside: str, root: Path) -> Any:
+    """`value` (JSON) with every path under `inside` moved below `root`."""
+    if isinstance(value, dict):
+        return {k: _rebased(v, inside, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rebased(v, inside, root) for v in value]
+    if isinstance(value, str) and (value == inside or value.startswith(inside.rstrip("/") + "/")):
+        return str(root / value.lstrip("/"))
+    return value
 
 
 def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
