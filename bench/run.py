@@ -134,6 +134,16 @@ def bench_ccache() -> None:
                 "seconds": round(time.perf_counter() - start, 1)})
 
 
+def bench_kconfig(runs: int) -> None:
+    """Reading the whole Kconfig tree of the project's kernel source (doctor, explain)."""
+    from rustkm.kernel.kconfig import read_kconfig
+    from rustkm.session import prepare_kernel
+
+    _, kernel = prepare_kernel()
+    measure(f"read the Kconfig tree of Linux {kernel.source.version}",
+            lambda: read_kconfig(kernel.source.tree), runs)
+
+
 def bench_cold() -> None:
     """Everything from an empty cache. Takes the length of a kernel build."""
     with tempfile.TemporaryDirectory(prefix="rustkm-cold-") as cache:
@@ -204,6 +214,7 @@ def main() -> None:
         bench_module(max(3, args.runs // 2))
     if args.what in ("kernel", "all"):
         bench_kernel(max(3, args.runs // 2))
+        bench_kconfig(max(3, args.runs // 2))
     if args.what == "ccache":
         bench_ccache()
     if args.what == "cold":

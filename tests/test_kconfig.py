@@ -1,7 +1,6 @@
 """The Kconfig reader and its expressions, on real excerpts of Linux 6.12 and 7.2 (and on the
 whole cached 7.2 tree when there is one)."""
 
-import time
 from pathlib import Path
 
 import pytest
@@ -154,14 +153,12 @@ def _cached_7_2_tree() -> Path | None:
     return next((t for t in trees if (t / "Kconfig").is_file()), None)
 
 
-def test_the_whole_cached_7_2_tree_parses_quickly():
+def test_the_whole_cached_7_2_tree_parses():
+    # Its speed (about 0.6 s) is a figure for bench/, not a timed assertion that can flake.
     tree = _cached_7_2_tree()
     if tree is None:
         pytest.skip("no Linux 7.2 tree in the rustkm cache (rustkm kernel build fetches one)")
-    start = time.perf_counter()
     kconfig = read_kconfig(tree)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.0, f"reading the 7.2 Kconfig took {elapsed:.2f} s"
     assert kconfig.files > 1500 and len(kconfig.symbols) > 15000
     assert "!MODVERSIONS || GENDWARFKSYMS" in own_depends(tree, "RUST")
     for sym in kconfig.symbols.values():  # every expression of the tree parses

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
@@ -192,13 +191,11 @@ def test_no_qemu_outlives_its_owner(kernel, tmp_path, how):
 def test_a_boot_that_hangs_times_out(kernel):
     # cat as init waits on the console for ever: the agent never starts.
     options = VmOptions(append=("rdinit=/bin/busybox", "--", "cat"), boot_timeout=3)
-    with pytest.raises(GuestStuck, match="did not boot"):
-        with boot(kernel, options=options):
-            pass
+    with pytest.raises(GuestStuck, match="did not boot"), boot(kernel, options=options):
+        pass
 
 
 def test_a_panic_at_boot_is_reported(kernel):
     options = VmOptions(append=("rdinit=/nonexistent",))
-    with pytest.raises(KernelTrouble, match="panic"):
-        with boot(kernel, options=options):
-            pass
+    with pytest.raises(KernelTrouble, match="panic"), boot(kernel, options=options):
+        pass

@@ -9,8 +9,16 @@ from rustkm.cache import cache_key
 from rustkm.debian import host_mirror
 from rustkm.errors import RustkmError
 from rustkm.initramfs import Newc
-from rustkm.kernel.config import (BASE_FRAGMENTS, Fragment, bundled_fragment, load_fragment,
-                                  merge, missing, parse_config, render)
+from rustkm.kernel.config import (
+    BASE_FRAGMENTS,
+    Fragment,
+    bundled_fragment,
+    load_fragment,
+    merge,
+    missing,
+    parse_config,
+    render,
+)
 from rustkm.kernel.source import kernel_version, parse_apt_show, parse_madison
 from rustkm.lockfile import Lock, LockedPackage
 from rustkm.module import module_names

@@ -23,16 +23,15 @@ def host_mirror(etc_apt: Path = Path("/etc/apt")) -> str:
 
 
 def _uris(text: str, deb822: bool) -> list[str]:
+    found: list[str] = []
     if deb822:
-        found = []
         for stanza in re.split(r"\n\s*\n", text):
-            if re.search(r"^Enabled:\s*no", stanza, re.M | re.I):
+            if re.search(r"^Enabled:\s*no", stanza, re.MULTILINE | re.IGNORECASE):
                 continue
-            match = re.search(r"^URIs:\s*(.+)$", stanza, re.M)
+            match = re.search(r"^URIs:\s*(.+)$", stanza, re.MULTILINE)
             if match:
                 found += match.group(1).split()
         return found
-    found = []
     for line in text.splitlines():
         words = line.split("#", 1)[0].split()
         if words and words[0] == "deb":

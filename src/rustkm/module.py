@@ -12,7 +12,7 @@ from rustkm.kernel.build import KernelBuild, ccache_env
 from rustkm.log import step
 from rustkm.toolchain import Toolchain, store_dir
 
-_OBJ_M = re.compile(r"^\s*obj-m\s*[:+]?=\s*(.+)$", re.M)
+_OBJ_M = re.compile(r"^\s*obj-m\s*[:+]?=\s*(.+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)

@@ -104,5 +104,5 @@ def demangle_symbols(text: str) -> str:
     names = proc.stdout.splitlines()
     if proc.returncode != 0 or len(names) != len(symbols):
         return text
-    mapping = dict(zip(symbols, names))
+    mapping: dict[str, str] = dict(zip(symbols, names))
     return _RUST_SYMBOL.sub(lambda m: mapping.get(m.group(1), m.group(1)), text)

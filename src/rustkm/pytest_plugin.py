@@ -12,7 +12,7 @@ is attached to its report.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ def kernel(rustkm_kernel: tuple[Toolchain, KernelBuild]) -> KernelBuild:
 def build_modules(rustkm_kernel: tuple[Toolchain, KernelBuild],
                   folders: list[Path]) -> list[Path]:
     tc, kernel = rustkm_kernel
-    kos = []
+    kos: list[Path] = []
     for folder in folders:
         key = (kernel.key, folder.resolve())
         if key not in _built:
@@ -91,7 +91,8 @@ def vm(request: pytest.FixtureRequest,
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item,
+                               call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
     machine = getattr(item, "funcargs", {}).get("vm")

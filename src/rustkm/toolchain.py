@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -31,7 +31,7 @@ def kernel_version(tree: Path) -> str:
         raise RustkmError(f"{tree} is not a Linux source tree (no Makefile and Kconfig there)",
                           hint="point --source at the top of a kernel checkout")
     fields = dict(re.findall(r"^(VERSION|PATCHLEVEL|SUBLEVEL)\s*=\s*(\d*)", makefile.read_text(),
-                             re.M))
+                             re.MULTILINE))
     if "VERSION" not in fields:
         raise RustkmError(f"{makefile} names no VERSION")
     return f"{fields['VERSION']}.{fields.get('PATCHLEVEL') or 0}.{fields.get('SUBLEVEL') or 0}"
