@@ -3,7 +3,6 @@ atomic add) loses no update, and without it (a module parameter) the read-then-w
 increment loses many."""
 
 import pytest
-
 from conftest import hammer
 
 pytestmark = pytest.mark.rustkm(

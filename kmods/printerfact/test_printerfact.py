@@ -13,7 +13,7 @@ def facts_from_module_source() -> list[str]:
     from pathlib import Path
 
     text = (Path(__file__).parent / "printerfact.rs").read_text()
-    return [f + "\n" for f in re.findall(r'^    "(.*)\\n",$', text, re.M)]
+    return [f + "\n" for f in re.findall(r'^    "(.*)\\n",$', text, re.MULTILINE)]
 
 
 def test_load_logs_ready_and_creates_device(vm):
