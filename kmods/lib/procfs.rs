@@ -19,6 +19,8 @@ use kernel::{
 #[derive(Clone, Copy)]
 pub(crate) struct OpenFlags(u32);
 
+// Each module includes this file; not every one looks at every flag.
+#[allow(dead_code)]
 impl OpenFlags {
     /// `O_TRUNC`: the open empties the file.
     pub(crate) fn truncate(self) -> bool {
