@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from rustkm.cache import locked
+from rustkm.errors import RustkmError
 from rustkm.toolchain import ensure_toolchain, store_dir
 
 HELPERS = {"/bin/rawio": "rawio.c"}
@@ -15,18 +16,31 @@ HELPERS = {"/bin/rawio": "rawio.c"}
 
 def guest_tools() -> list[tuple[str, Path]]:
     """(guest path, host path) of each helper, compiling what is not cached yet."""
-    built = []
-    for guest_path, source_name in HELPERS.items():
-        source = (resources.files("rustkm") / "guest" / source_name).read_bytes()
-        digest = hashlib.sha256(source).hexdigest()[:16]
-        folder = store_dir() / "guest-tools"
-        binary = folder / f"{Path(source_name).stem}-{digest}"
-        if not binary.exists():
-            with locked(binary, f"building {source_name}"):
-                if not binary.exists():
-                    _compile(source, binary)
-        built.append((guest_path, binary))
-    return built
+    return [(guest_path, _cached_build(source_name,
+                                       (resources.files("rustkm") / "guest" / source_name)
+                                       .read_bytes()))
+            for guest_path, source_name in HELPERS.items()]
+
+
+def user_program(source: Path) -> tuple[str, Path]:
+    """A test's own C program (a marker's `programs=`), built static for the guest's /bin."""
+    if source.suffix != ".c":
+        raise RustkmError(f"{source}: a guest program must be one C source file (.c)")
+    try:
+        text = source.read_bytes()
+    except OSError as e:
+        raise RustkmError(f"guest program {source}: {e.strerror}") from None
+    return f"/bin/{source.stem}", _cached_build(source.name, text)
+
+
+def _cached_build(source_name: str, source: bytes) -> Path:
+    digest = hashlib.sha256(source).hexdigest()[:16]
+    binary = store_dir() / "guest-tools" / f"{Path(source_name).stem}-{digest}"
+    if not binary.exists():
+        with locked(binary, f"building {source_name}"):
+            if not binary.exists():
+                _compile(source, binary)
+    return binary
 
 
 def _compile(source: bytes, binary: Path) -> None:
@@ -35,6 +49,9 @@ def _compile(source: bytes, binary: Path) -> None:
     src.write_bytes(source)
     partial = binary.with_suffix(".partial")
     # Always the default (trixie) toolchain: a static program runs under any kernel lane.
-    ensure_toolchain().run(["gcc", "-static", "-Os", "-Wall", "-Werror", "-o", str(partial),
-                            str(src)])
+    result = ensure_toolchain().run(["gcc", "-static", "-Os", "-Wall", "-Werror", "-o",
+                                     str(partial), str(src)], check=False)
+    if result.returncode != 0:
+        src.unlink(missing_ok=True)
+        raise RustkmError(f"guest program {src.name} does not compile:\n{result.stdout}")
     partial.rename(binary)

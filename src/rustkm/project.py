@@ -44,6 +44,13 @@ def _read(root: Path, config: Path) -> Project:
     return Project(
         root=root,
         kernel=str(kernel.get("source", "debian:7.2")),
-        fragments=tuple(kernel.get("fragments", ())),
+        fragments=tuple(_fragment(root, str(f)) for f in kernel.get("fragments", ())),
         module_dirs=tuple(data.get("modules", {}).get("dirs", ("kmods",))),
     )
+
+
+def _fragment(root: Path, spec: str) -> str:
+    """A fragment path in rustkm.toml is relative to the project; a bare name is a bundled one."""
+    if spec.endswith(".config") or "/" in spec:
+        return str(root / spec)
+    return spec

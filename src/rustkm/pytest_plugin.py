@@ -5,8 +5,10 @@
         vm.insmod("printerfact")
         assert vm.succeed("cat /dev/printerfact")
 
-Module folders in the marker are relative to the test file. The console log of a failed test
-is attached to its report.
+Module folders in the marker are relative to the test file, as are `files=[(guest path, host
+path)]` and `programs=["tool.c"]`: one-file C programs built static with the toolchain's gcc
+(cached by their hash) and put at /bin/tool in the guest. The console log of a failed test is
+attached to its report.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from rustkm.guest_tools import user_program
 from rustkm.kernel.build import KernelBuild
 from rustkm.machine import Machine, boot
 from rustkm.module import ModuleBuild, build_module
@@ -36,8 +39,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "rustkm(modules=[...], cpus=, memory=, append=[...]): "
-                            "modules to build and put in the `vm` fixture's guest, VM options")
+    config.addinivalue_line("markers", "rustkm(modules=[...], cpus=, memory=, append=[...], "
+                            "files=[(guest, host)], programs=[...]): modules to build and put "
+                            "in the `vm` fixture's guest, files and C programs, VM options")
 
 
 @pytest.fixture(scope="session")
@@ -77,6 +81,7 @@ def vm(request: pytest.FixtureRequest,
     here = Path(str(request.node.fspath)).parent
     folders = [here / m for m in settings.pop("modules", ())]
     files = [(g, here / h) for g, h in settings.pop("files", ())]
+    files += [user_program(here / p) for p in settings.pop("programs", ())]
     tc, kernel = rustkm_kernel
     memory = max(settings.pop("memory", VmOptions.memory_mb), kernel.memory_mb)
     options = VmOptions(memory_mb=memory, cpus=settings.pop("cpus", 1),
