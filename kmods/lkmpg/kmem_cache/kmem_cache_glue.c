@@ -1,0 +1,1 @@
+../../lib/kmem_cache_glue.c
