@@ -1,0 +1,1 @@
+../../lib/tty_glue.c
