@@ -1,0 +1,1 @@
+../../lib/static_key_glue.c
