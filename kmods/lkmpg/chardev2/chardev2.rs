@@ -19,7 +19,8 @@
 //! past the end of the message gets `EINVAL` (the original reads past its buffer), an unknown
 //! ioctl gets `ENOTTY` (the original returns 0), and a `write` replaces the whole message (the
 //! original overwrites its start and keeps the old tail). The original registers major 100 and a
-//! device class by hand; this is a misc device with the same /dev/char_dev.
+//! device class by hand; this is a misc device with the same /dev/char_dev, registered through
+//! `kmods/lib/miscdev.rs` so that an open file keeps the module loaded, as in C.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
@@ -27,10 +28,13 @@ use kernel::{
     global_lock,
     ioctl::{_IOR, _IOW, _IOWR},
     iov::{IovIterDest, IovIterSource},
-    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    miscdevice::{MiscDevice, MiscDeviceRegistration},
     prelude::*,
     uaccess::{UserPtr, UserSlice},
 };
+
+#[path = "../../lib/miscdev.rs"]
+mod miscdev;
 
 module! {
     type: Chardev2Module,
@@ -103,18 +107,17 @@ impl Drop for IoctlTurn {
 #[pin_data]
 struct Chardev2Module {
     #[pin]
-    _miscdev: MiscDeviceRegistration<CharDev>,
+    _miscdev: miscdev::Registration<CharDev>,
 }
 
 impl kernel::InPlaceModule for Chardev2Module {
-    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         // SAFETY: called once, before the device (the only user of the lock) exists.
         unsafe { MESSAGE.init() };
         pr_info!("Device created on /dev/char_dev\n");
         try_pin_init!(Self {
-            _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions {
-                name: c"char_dev",
-            }),
+            // SAFETY: the registration is part of this module's data.
+            _miscdev <- unsafe { miscdev::Registration::register(c"char_dev", module) },
         })
     }
 }

@@ -117,6 +117,19 @@ def test_many_openers_and_racing_ioctls(chardev2):
     print(out)
 
 
+def test_no_unload_while_a_file_is_open(chardev2):
+    # A process holding the device open (the shell execs sleep, keeping its pid and fd 3).
+    chardev2.succeed(f"sh -c 'exec 3<{DEV}; echo $$ > /tmp/holder; exec sleep 600' "
+                     "> /dev/null 2>&1 &")
+    chardev2.wait_for_file("/tmp/holder")
+    result = chardev2.run("rmmod chardev2")
+    assert result.status != 0 and "chardev2" in chardev2.succeed("cat /proc/modules")
+    assert ioctl(chardev2, "set", "still here") == "ok\n"
+    # Once the file is closed, the module unloads.
+    chardev2.succeed("kill $(cat /tmp/holder)")
+    chardev2.wait_until_succeeds("rmmod chardev2", timeout=30)
+
+
 def test_unload_and_load_again(chardev2):
     ioctl(chardev2, "set", "before unload")
     chardev2.rmmod("chardev2")

@@ -12,7 +12,8 @@
 //! - `IOCTL_VALSET_NUM` (`_IO(0x66, 3)`): sets the shared int to the argument itself.
 //!
 //! Others get `ENOTTY`, bad pointers `EFAULT`. The original allocates a char device region with
-//! no device node (user space has to mknod one); this is a misc device, /dev/ioctltest. Its
+//! no device node (user space has to mknod one); this is a misc device, /dev/ioctltest
+//! (through `kmods/lib/miscdev.rs`: an open file keeps the module loaded, as in C). Its
 //! per-file `rwlock_t` guarding one byte is an atomic byte here (the kernel's Rust has no
 //! rwlock).
 
@@ -21,11 +22,14 @@ use kernel::{
     fs::{File, Kiocb},
     ioctl::{_IO, _IOR, _IOW},
     iov::IovIterDest,
-    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    miscdevice::{MiscDevice, MiscDeviceRegistration},
     prelude::*,
     transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
 };
+
+#[path = "../../lib/miscdev.rs"]
+mod miscdev;
 
 module! {
     type: IoctlModule,
@@ -62,15 +66,14 @@ static IOCTL_NUM: AtomicI32 = AtomicI32::new(0);
 #[pin_data(PinnedDrop)]
 struct IoctlModule {
     #[pin]
-    _miscdev: MiscDeviceRegistration<TestIoctl>,
+    _miscdev: miscdev::Registration<TestIoctl>,
 }
 
 impl kernel::InPlaceModule for IoctlModule {
-    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions {
-                name: c"ioctltest",
-            }),
+            // SAFETY: the registration is part of this module's data.
+            _miscdev <- unsafe { miscdev::Registration::register(c"ioctltest", module) },
         })
         .pin_chain(|_| {
             pr_alert!(

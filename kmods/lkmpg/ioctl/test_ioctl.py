@@ -76,6 +76,19 @@ def test_many_files_open_at_once_and_racing(ioctltest):
         assert lines == ["ok", "ok", f"val={v:#x}", f"read 4096 all {v:#04x}"] * 50
 
 
+def test_no_unload_while_a_file_is_open(ioctltest):
+    # A process holding the device open (the shell execs sleep, keeping its pid and fd 3).
+    ioctltest.succeed("sh -c 'exec 3</dev/ioctltest; echo $$ > /tmp/holder; exec sleep 600' "
+                      "> /dev/null 2>&1 &")
+    ioctltest.wait_for_file("/tmp/holder")
+    result = ioctltest.run("rmmod ioctl")
+    assert result.status != 0 and "ioctl" in ioctltest.succeed("cat /proc/modules")
+    # Once the file is closed, the module unloads.
+    ioctltest.succeed("kill $(cat /tmp/holder)")
+    ioctltest.wait_until_succeeds("rmmod ioctl", timeout=30)
+    ioctltest.wait_for_console_text("ioctltest driver removed.")
+
+
 def test_unload_and_load_again(ioctltest):
     steps(ioctltest, "open 0 setnum 0 99")
     ioctltest.rmmod("ioctl")
