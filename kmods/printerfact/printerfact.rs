@@ -16,9 +16,12 @@ use kernel::{
     bindings,
     fs::{File, Kiocb},
     iov::{IovIterDest, IovIterSource},
-    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    miscdevice::{MiscDevice, MiscDeviceRegistration},
     prelude::*,
 };
+
+#[path = "../lib/miscdev.rs"]
+mod miscdev;
 
 module! {
     type: PrinterFactModule,
@@ -54,17 +57,15 @@ fn random_below(bound: u32) -> u32 {
 #[pin_data(PinnedDrop)]
 struct PrinterFactModule {
     #[pin]
-    _miscdev: MiscDeviceRegistration<PrinterFact>,
+    _miscdev: miscdev::Registration<PrinterFact>,
 }
 
 impl kernel::InPlaceModule for PrinterFactModule {
-    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pr_info!("ready, {} facts\n", FACTS.len());
-        let options = MiscDeviceOptions {
-            name: c"printerfact",
-        };
         try_pin_init!(Self {
-            _miscdev <- MiscDeviceRegistration::register(options),
+            // SAFETY: the registration is part of this module's data.
+            _miscdev <- unsafe { miscdev::Registration::register(c"printerfact", module) },
         })
     }
 }

@@ -66,6 +66,20 @@ def test_unload_and_load_again(vm):
     assert "printerfact: unloaded" in vm.console_log
 
 
+def test_no_unload_while_a_file_is_open(vm):
+    vm.insmod("printerfact")
+    vm.succeed("sh -c 'exec 3</dev/printerfact; echo $$ > /tmp/holder; exec sleep 600' "
+               "> /dev/null 2>&1 &")
+    vm.wait_for_file("/tmp/holder")
+    result = vm.run("rmmod printerfact")
+    assert result.status != 0 and "Resource temporarily unavailable" in result.err  # refcount held
+    assert vm.succeed("cat /dev/printerfact").endswith("\n")
+    # Closed, the module unloads; the held file's release ran while it was still loaded.
+    vm.succeed("kill $(cat /tmp/holder)")
+    vm.wait_until_succeeds("rmmod printerfact", timeout=30)
+    vm.fail("test -e /dev/printerfact")
+
+
 def test_concurrent_readers(vm):
     vm.insmod("printerfact")
     out = vm.succeed("for i in 1 2 3 4 5 6 7 8; do "

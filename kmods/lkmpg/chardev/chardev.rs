@@ -16,10 +16,13 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::{
     fs::{File, Kiocb},
     iov::{IovIterDest, IovIterSource},
-    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    miscdevice::{MiscDevice, MiscDeviceRegistration},
     prelude::*,
     str::CString,
 };
+
+#[path = "../../lib/miscdev.rs"]
+mod miscdev;
 
 module! {
     type: ChardevModule,
@@ -37,16 +40,15 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 #[pin_data]
 struct ChardevModule {
     #[pin]
-    _miscdev: MiscDeviceRegistration<Chardev>,
+    _miscdev: miscdev::Registration<Chardev>,
 }
 
 impl kernel::InPlaceModule for ChardevModule {
-    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pr_info!("Device created on /dev/chardev\n");
         try_pin_init!(Self {
-            _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions {
-                name: c"chardev",
-            }),
+            // SAFETY: the registration is part of this module's data.
+            _miscdev <- unsafe { miscdev::Registration::register(c"chardev", module) },
         })
     }
 }

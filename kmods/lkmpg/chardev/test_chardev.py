@@ -43,6 +43,16 @@ def test_many_racing_openers_never_share_it(chardev):
     assert len(counts) == len(set(counts)) > 0  # every successful open got its own number
 
 
+def test_no_unload_while_the_device_is_open(chardev):
+    chardev.succeed("sh -c 'exec 3</dev/chardev; echo $$ > /tmp/holder; exec sleep 600' "
+                    "> /dev/null 2>&1 &")
+    chardev.wait_for_file("/tmp/holder")
+    result = chardev.run("rmmod chardev")
+    assert result.status != 0 and "Resource temporarily unavailable" in result.err  # refcount held
+    chardev.succeed("kill $(cat /tmp/holder)")
+    chardev.wait_until_succeeds("rmmod chardev", timeout=30)
+
+
 def test_unload_and_load_again_restarts_the_count(chardev):
     chardev.succeed("cat /dev/chardev")
     chardev.rmmod("chardev")
