@@ -7,17 +7,20 @@
 //! branch: the log shows "fastpath 1", "do unlikely thing" only while the key is enabled, and
 //! "fastpath 2"; reading gives "enabled" or "disabled", the key's state at open. One opener at
 //! a time (`EBUSY`), as in the original. The original registers a major number and a device class
-//! by hand; the misc device gives the same /dev/key_state to user space.
+//! by hand; the misc device (through `kmods/lib/miscdev.rs`, so an open file keeps the module
+//! loaded) gives the same /dev/key_state to user space.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     fs::{File, Kiocb},
     iov::{IovIterDest, IovIterSource},
-    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    miscdevice::{MiscDevice, MiscDeviceRegistration},
     prelude::*,
     str::BStr,
 };
 
+#[path = "../../lib/miscdev.rs"]
+mod miscdev;
 #[path = "../../lib/static_key.rs"]
 mod static_key;
 
@@ -40,16 +43,15 @@ static ALREADY_OPEN: AtomicBool = AtomicBool::new(false);
 #[pin_data]
 struct StaticKeyModule {
     #[pin]
-    _miscdev: MiscDeviceRegistration<KeyState>,
+    _miscdev: miscdev::Registration<KeyState>,
 }
 
 impl kernel::InPlaceModule for StaticKeyModule {
-    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pr_info!("Device created on /dev/key_state\n");
         try_pin_init!(Self {
-            _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions {
-                name: c"key_state",
-            }),
+            // SAFETY: the registration is part of this module's data.
+            _miscdev <- unsafe { miscdev::Registration::register(c"key_state", module) },
         })
     }
 }
