@@ -1,0 +1,1 @@
+../../lib/sysfs_glue.c
