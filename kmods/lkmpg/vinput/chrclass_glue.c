@@ -1,0 +1,1 @@
+../../lib/chrclass_glue.c

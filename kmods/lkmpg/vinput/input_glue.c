@@ -1,0 +1,1 @@
+../../lib/input_glue.c
