@@ -82,3 +82,19 @@ def test_unload_while_unbound_calls_no_remove(bound):
     bound.wait_for_console_text("devicemodel exit")
     assert count(bound, "devicemodel example removed") == 1
     assert bound.run(f"test -e {DEVICE}").status != 0
+
+
+def test_a_foreign_device_forced_onto_the_driver_is_refused(bound):
+    # driver_override lets root bind any platform device to the driver; only the module's own
+    # device carries its platform data, so probe refuses the others.
+    free = bound.succeed(
+        "for d in /sys/bus/platform/devices/*; do [ -e $d/driver ] || echo ${d##*/}; done"
+    ).split()
+    assert free, "the guest has no unbound platform device"
+    other = free[0]
+    bound.succeed(f"echo devicemodel_example > /sys/bus/platform/devices/{other}/driver_override")
+    result = bound.run(f"echo {other} > {DRIVER}/bind")
+    assert result.status != 0 and "No such device" in result.err
+    bound.wait_for_console_text("devicemodel: not our device, refused")
+    assert bound.run(f"test -e /sys/bus/platform/devices/{other}/driver").status != 0
+    assert count(bound, GREETING) == 1
