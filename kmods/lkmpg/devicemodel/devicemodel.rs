@@ -18,10 +18,10 @@
 
 use kernel::{device::Core, driver, platform, prelude::*, str::CStr};
 
-#[path = "../../lib/platform_data.rs"]
-mod platform_data;
+#[path = "../../lib/platform_device.rs"]
+mod platform_device;
 
-use platform_data::{platform_data, DeviceRegistration};
+use platform_device::{platform_data, DeviceRegistration};
 
 /// The name of the driver and of its device (one instance, no number).
 const NAME: &CStr = c"devicemodel_example";

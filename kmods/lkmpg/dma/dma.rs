@@ -22,7 +22,7 @@ use kernel::{
 #[path = "../../lib/platform_device.rs"]
 mod platform_device;
 
-use platform_device::PlatformDevice;
+use platform_device::DeviceRegistration;
 
 module! {
     type: DmaModule,
@@ -124,7 +124,7 @@ struct DmaModule {
     /// Dropped first: the driver unbinds from the device before the device goes.
     #[pin]
     _driver: driver::Registration<platform::Adapter<DmaDemo>>,
-    _device: PlatformDevice,
+    _device: DeviceRegistration,
 }
 
 impl kernel::InPlaceModule for DmaModule {
@@ -132,7 +132,7 @@ impl kernel::InPlaceModule for DmaModule {
         pin_init::pin_init_scope(move || {
             size(*module_parameters::coherent_size.value())?;
             size(*module_parameters::streaming_size.value())?;
-            let device = PlatformDevice::register(NAME)?;
+            let device = DeviceRegistration::register_bare(NAME)?;
             Ok(try_pin_init!(Self {
                 _device: device,
                 _driver <- driver::Registration::new(NAME, module),
