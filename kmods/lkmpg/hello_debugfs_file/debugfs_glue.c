@@ -1,0 +1,1 @@
+../../lib/debugfs_glue.c
