@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! LKMPG bh_threaded in Rust: top and bottom half with a threaded IRQ. Press one button to
+//! turn an LED on, another to turn it off.
+//!
+//! The original drives a Raspberry Pi's GPIO 4 (LED) and 17/18 (buttons). This port takes the
+//! lines of the GPIO chip labelled `lkmpg-gpio` (a gpio-sim chip in the tests), at offsets given
+//! as module parameters (`led`, `button1`, `button2`; 0, 1, 2 by default): 7.2's `module!` has
+//! integer parameters only, so the chip label is fixed. No such chip: insmod fails with
+//! `ENODEV`.
+//!
+//! Both edges of each button raise an interrupt (`request_threaded_irq`, as the original).
+//! The top half runs in hard IRQ context: it counts and logs the interrupt, notes which state
+//! the button asks the LED for, and wakes the thread (`IRQ_WAKE_THREAD`). The bottom half runs
+//! in the IRQ's kernel thread: it drives the LED line (a gpio-sim line may sleep, so only here)
+//! and busy-waits 500 ms as the original's `mdelay(500)`. Interrupts arriving meanwhile are
+//! all counted by the top half; the kernel runs the thread again once for them.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use kernel::{
+    irq::{IrqReturn, ThreadedIrqReturn},
+    prelude::*,
+    str::CStr,
+    sync::Arc,
+    time::{delay::udelay, Delta},
+};
+
+#[path = "../../lib/gpio.rs"]
+mod gpio;
+
+use gpio::{Edge, Irq, Line};
+
+module! {
+    type: BhThreaded,
+    name: "bh_threaded",
+    authors: ["rustkm"],
+    description: "Interrupt with top and bottom half",
+    license: "GPL",
+    params: {
+        led: u32 {
+            default: 0,
+            description: "Offset of the LED line on the chip labelled lkmpg-gpio",
+        },
+        button1: u32 {
+            default: 1,
+            description: "Offset of the LED-on button's line",
+        },
+        button2: u32 {
+            default: 2,
+            description: "Offset of the LED-off button's line",
+        },
+    },
+}
+
+/// The label of the GPIO chip whose lines this module uses.
+const CHIP: &CStr = c"lkmpg-gpio";
+
+/// The LED, the two buttons and what the interrupts saw.
+struct Buttons {
+    led: Line,
+    buttons: [Line; 2],
+    /// The buttons' IRQ numbers, to tell them apart as the original does.
+    irqs: [u32; 2],
+    /// The LED state the last button asked for.
+    led_on: AtomicBool,
+    /// Interrupts seen per button.
+    count: [AtomicU32; 2],
+}
+
+impl gpio::Handler for Buttons {
+    /// The top half: this happens immediately, when the IRQ is triggered.
+    fn handle(&self, irq: u32) -> ThreadedIrqReturn {
+        let (index, on) = if irq == self.irqs[0] {
+            (0, true)
+        } else if irq == self.irqs[1] {
+            (1, false)
+        } else {
+            return ThreadedIrqReturn::None;
+        };
+        let n = self.count[index].fetch_add(1, Ordering::Relaxed) + 1;
+        pr_info!("button{} interrupt {} ({})\n", index + 1, n, gpio::context());
+        self.led_on.store(on, Ordering::Release);
+        ThreadedIrqReturn::WakeThread
+    }
+
+    /// The bottom half: this can happen at leisure, in the IRQ's thread.
+    fn handle_threaded(&self, _irq: u32) -> IrqReturn {
+        pr_info!("Bottom half task starts ({})\n", gpio::context());
+        let on = self.led_on.load(Ordering::Acquire);
+        match self.led.set(on) {
+            Ok(()) => pr_info!("LED {}\n", if on { "ON" } else { "OFF" }),
+            Err(e) => pr_err!("Unable to set the LED: {}\n", e.to_errno()),
+        }
+        // Do something which takes a while: the original's mdelay(500).
+        for _ in 0..500 {
+            udelay(Delta::from_millis(1));
+        }
+        pr_info!("Bottom half task ends\n");
+        IrqReturn::Handled
+    }
+}
+
+impl Drop for Buttons {
+    /// Runs once both IRQs are freed: turn the LED off, as the original's exit does.
+    fn drop(&mut self) {
+        match self.led.set(false) {
+            Ok(()) => pr_info!("LED OFF (exit)\n"),
+            Err(e) => pr_err!("Unable to turn the LED off: {}\n", e.to_errno()),
+        }
+    }
+}
+
+struct BhThreaded {
+    // Freed in this order when the module is unloaded; the lines go with the last `Arc`.
+    _irqs: [Irq<Buttons>; 2],
+}
+
+fn request(offset: u32, what: &str, output: bool, consumer: &'static CStr) -> Result<Line> {
+    let line = if output {
+        Line::output(CHIP, offset, consumer, false)
+    } else {
+        Line::input(CHIP, offset, consumer)
+    };
+    line.inspect_err(|e| {
+        pr_err!(
+            "Unable to request GPIOs for {}: line {} of chip {:?}: {}\n",
+            what,
+            offset,
+            CHIP,
+            e.to_errno()
+        )
+    })
+}
+
+impl kernel::Module for BhThreaded {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        pr_info!("bh_threaded_init\n");
+        let led = request(*module_parameters::led.value(), "LEDs", true, c"LED 1")?;
+        let on = request(
+            *module_parameters::button1.value(),
+            "BUTTONs",
+            false,
+            c"LED 1 ON BUTTON",
+        )?;
+        let off = request(
+            *module_parameters::button2.value(),
+            "BUTTONs",
+            false,
+            c"LED 1 OFF BUTTON",
+        )?;
+        pr_info!("Current button1 value: {}\n", u8::from(on.get()?));
+        let irq_error = |e: &Error| pr_err!("Unable to request IRQ: {}\n", e.to_errno());
+        let irqs = [
+            on.to_irq().inspect_err(irq_error)?,
+            off.to_irq().inspect_err(irq_error)?,
+        ];
+        let buttons = Arc::new(
+            Buttons {
+                led,
+                buttons: [on, off],
+                irqs,
+                led_on: AtomicBool::new(false),
+                count: [AtomicU32::new(0), AtomicU32::new(0)],
+            },
+            GFP_KERNEL,
+        )?;
+        let button1 = Irq::request_threaded(
+            &buttons.buttons[0],
+            Edge::Both,
+            c"gpiomod#button1",
+            buttons.clone(),
+        )
+        .inspect_err(irq_error)?;
+        pr_info!("Successfully requested BUTTON1 IRQ # {}\n", button1.irq());
+        let button2 = Irq::request_threaded(
+            &buttons.buttons[1],
+            Edge::Both,
+            c"gpiomod#button2",
+            buttons.clone(),
+        )
+        .inspect_err(irq_error)?;
+        pr_info!("Successfully requested BUTTON2 IRQ # {}\n", button2.irq());
+        Ok(BhThreaded {
+            _irqs: [button1, button2],
+        })
+    }
+}
+
+impl Drop for BhThreaded {
+    fn drop(&mut self) {
+        pr_info!("bh_threaded_exit\n");
+    }
+}
