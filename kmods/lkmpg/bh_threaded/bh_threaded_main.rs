@@ -78,7 +78,12 @@ impl gpio::Handler for Buttons {
             return ThreadedIrqReturn::None;
         };
         let n = self.count[index].fetch_add(1, Ordering::Relaxed) + 1;
-        pr_info!("button{} interrupt {} ({})\n", index + 1, n, gpio::context());
+        pr_info!(
+            "button{} interrupt {} ({})\n",
+            index + 1,
+            n,
+            gpio::context()
+        );
         self.led_on.store(on, Ordering::Release);
         ThreadedIrqReturn::WakeThread
     }
