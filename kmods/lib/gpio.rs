@@ -37,6 +37,8 @@ extern "C" {
     fn rustkm_gpio_get(desc: *mut bindings::gpio_desc) -> c_int;
     fn rustkm_gpio_set(desc: *mut bindings::gpio_desc, value: c_int) -> c_int;
     fn rustkm_gpio_to_irq(desc: *mut bindings::gpio_desc) -> c_int;
+    // Not every module logs its context.
+    #[allow(dead_code)]
     fn rustkm_irq_context() -> c_int;
 }
 
@@ -292,6 +294,8 @@ impl<T: Handler> Drop for Irq<T> {
 }
 
 /// The context the caller runs in, for logs: "hard IRQ", "softirq" or "task".
+// Not every module logs its context.
+#[allow(dead_code)]
 pub(crate) fn context() -> &'static str {
     // SAFETY: reads the current preempt count; no precondition.
     match unsafe { rustkm_irq_context() } {

@@ -1,0 +1,1 @@
+../../lib/gpio_glue.c
