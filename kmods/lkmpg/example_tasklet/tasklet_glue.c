@@ -1,0 +1,1 @@
+../../lib/tasklet_glue.c
