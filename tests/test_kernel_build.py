@@ -30,7 +30,7 @@ def test_the_kernel_has_rust_and_everything_modules_need(kernel):
 
 def test_a_second_build_is_a_noop():
     result = subprocess.run([sys.executable, "-m", "rustkm.cli", "kernel", "build"],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert "building Linux" not in result.stderr and "configuring" not in result.stderr
     assert "ready" in result.stderr

@@ -35,7 +35,7 @@ def kvm_usable(tc: Toolchain, kernel: Path) -> tuple[bool, str]:
             "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1 rdinit=/rustkm-probe"]
     try:
         proc = subprocess.run(tc.wrap(argv, binds=[kernel.parent]), capture_output=True,
-                              text=True, errors="replace", timeout=30)
+                              text=True, errors="replace", timeout=30, check=False)
     except subprocess.TimeoutExpired:
         return False, "a probe guest under KVM did not finish in 30 s"
     if _REACHED_KERNEL in proc.stdout:

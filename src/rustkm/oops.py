@@ -17,8 +17,8 @@ TRIGGERS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("rcu-stall", r"rcu: INFO: \w+ (self-)?detected stalls?"),
         ("hung-task", r"INFO: task .+ blocked for more than \d+ seconds"),
         ("panic", r"Kernel panic - not syncing"),
-        ("bug", r"kernel BUG at |BUG: (?!KASAN)|Oops: |general protection fault|"
-                r"Unable to handle kernel|UBSAN: "),
+        ("bug", (r"kernel BUG at |BUG: (?!KASAN)|Oops: |general protection fault|"
+                 r"Unable to handle kernel|UBSAN: ")),
         ("warn", r"WARNING: (CPU: \d+|.* at )|WARNING: possible |WARNING: suspicious "),
         ("leak", r"kmemleak: \d+ new suspected memory leaks"),
     ))
@@ -98,7 +98,8 @@ def demangle_symbols(text: str) -> str:
     if not symbols or not _demangler:
         return text
     try:
-        proc = subprocess.run([*_demangler, *symbols], capture_output=True, text=True, timeout=30)
+        proc = subprocess.run([*_demangler, *symbols], capture_output=True, text=True, timeout=30,
+                              check=False)
     except (OSError, subprocess.TimeoutExpired):
         return text
     names = proc.stdout.splitlines()

@@ -79,7 +79,7 @@ class QemuProcess:
         self._stderr = self.stderr_path.open("wb")
         self.proc = subprocess.Popen(tc.wrap(argv, binds=binds), stdin=subprocess.DEVNULL,
                                      stdout=self._stderr, stderr=self._stderr,
-                                     preexec_fn=_die_with_parent)
+                                     preexec_fn=_die_with_parent)  # noqa: PLW1509 (PDEATHSIG only)
         self.console: socket.socket | None = None
         self.agent: socket.socket | None = None
 
