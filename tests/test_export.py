@@ -23,11 +23,17 @@ def exported(rustkm_kernel, tmp_path_factory):
     shutil.rmtree(out, ignore_errors=True)
 
 
+def copy_printerfact(folder: Path) -> Path:
+    """printerfact as it sits in a project: with kmods/lib beside it, for its `#[path]` module."""
+    shutil.copytree(PRINTERFACT.parent / "lib", folder / "kmods" / "lib")
+    shutil.copytree(PRINTERFACT, folder / "kmods" / "printerfact")
+    return folder / "kmods" / "printerfact"
+
+
 def test_plain_make_builds_a_module_that_loads(rustkm_kernel, exported, tmp_path):
     tc, kernel = rustkm_kernel
-    module = tmp_path / "printerfact"
-    shutil.copytree(PRINTERFACT, module)
-    tc.run(["make", "-C", str(exported / "build"), f"M={module}"], cwd=module)
+    module = copy_printerfact(tmp_path)
+    tc.run(["make", "-C", str(exported / "build"), f"M={module}"], cwd=module, binds=[tmp_path])
     ko = module / "printerfact.ko"
     vermagic = tc.run(["modinfo", "-F", "vermagic", str(ko)]).stdout.split()[0]
     assert vermagic == kernel.release
@@ -42,9 +48,9 @@ def test_another_rustc_is_refused_up_front(rustkm_kernel, exported, tmp_path):
     other = ensure_toolchain() if tc.name != "debian-trixie" else rootfs_toolchain("sid")
     if other.root is None or not (other.root.parent / "complete").exists():
         pytest.skip(f"no second toolchain ({other.name}) to try")
-    module = tmp_path / "printerfact"
-    shutil.copytree(PRINTERFACT, module)
+    module = copy_printerfact(tmp_path)
     with pytest.raises(RustkmError) as refused:
-        other.run(["make", "-C", str(exported / "build"), f"M={module}"], cwd=module)
+        other.run(["make", "-C", str(exported / "build"), f"M={module}"], cwd=module,
+                  binds=[tmp_path])
     assert "this kernel's Rust metadata needs" in str(refused.value)
     assert not (module / "printerfact.o").exists()

@@ -7,6 +7,7 @@ raises the edge interrupts a module requested on it, and `value(offset)` reads w
 line drives. See Documentation/admin-guide/gpio/gpio-sim.rst.
 """
 
+import re
 from typing import Any
 
 CONFIGFS = "/sys/kernel/config"
@@ -60,3 +61,12 @@ class SimChip:
         """Takes the chip down (no module may hold its lines) and deletes its configuration."""
         self.vm.succeed(f"echo 0 > {self.config}/live",
                         f"rmdir {self.config}/gpio-bank0 {self.config}")
+
+
+def check_all_counted(vm, numbers: list[int], total: int) -> None:
+    """The interrupt numbers a module logged run 1..`total` in order, none doubled. A number may
+    be missing from the log only where printk says it dropped lines (a console that cannot keep
+    up under TCG), never from the module's count, which the last number shows."""
+    assert numbers == sorted(set(numbers)) and numbers and numbers[-1] == total
+    if numbers != list(range(1, total + 1)):
+        assert re.search(r"printk messages dropped", vm.console_log), numbers
