@@ -1,0 +1,1 @@
+../../lib/netdev_glue.c
