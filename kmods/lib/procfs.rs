@@ -31,12 +31,20 @@ impl OpenFlags {
     pub(crate) fn append(self) -> bool {
         self.0 & bindings::O_APPEND != 0
     }
+
+    /// `O_NONBLOCK`: the opener would rather get `EAGAIN` than wait.
+    pub(crate) fn nonblock(self) -> bool {
+        self.0 & bindings::O_NONBLOCK != 0
+    }
 }
 
 /// What a /proc file does. Implementations do their own locking: calls come concurrently.
 pub(crate) trait ProcFile: Send + Sync {
-    /// At each open.
+    /// At each open. It may sleep (e.g. wait until another opener closes).
     fn open(&self, flags: OpenFlags) -> Result;
+    /// At the last close of a file whose `open` succeeded, or at removal for a file still open
+    /// then (procfs makes later calls on it fail with `EIO`).
+    fn release(&self) {}
     /// Copies the contents at `pos` into `out`; returns how many bytes (0 at the end).
     fn read(&self, out: &mut UserSliceWriter, pos: i64) -> Result<usize>;
     /// Writes `input` at `*pos` (at the end when `append`) and moves `*pos` past it.
@@ -114,6 +122,12 @@ impl<T: ProcFile + 'static> Registration<T> {
         };
         registration.publish_size(core::ptr::null_mut());
         Ok(registration)
+    }
+
+    /// What handles the file, e.g. to tell it the module is going away.
+    #[allow(dead_code)] // Not every module needs it.
+    pub(crate) fn handler(&self) -> &T {
+        &self._file
     }
 
     /// `file` is opaque here: Rust never looks inside a `struct file`.
@@ -201,6 +215,15 @@ unsafe extern "C" fn rustkm_procfs_write(
     // SAFETY: `entry` is registered and `file` is open on it.
     unsafe { rustkm_procfs_set_size(entry, file, handler.size()) };
     to_ssize(result)
+}
+
+/// # Safety
+///
+/// Called by `procfs_glue.c` only, with the entry's `data`.
+#[no_mangle]
+unsafe extern "C" fn rustkm_procfs_release(data: *mut ffi::c_void) {
+    // SAFETY: procfs calls release before the entry's removal completes.
+    unsafe { Handler::from_data(data) }.0.release()
 }
 
 /// # Safety

@@ -15,6 +15,7 @@ ssize_t rustkm_procfs_write(void *data, struct file *file, const char __user *bu
 			    size_t count, loff_t *pos, unsigned int flags);
 loff_t rustkm_procfs_size(void *data);
 loff_t rustkm_procfs_max_size(void *data);
+void rustkm_procfs_release(void *data);
 
 /* Called from Rust. */
 void *rustkm_procfs_create(const char *name, umode_t mode, void *data);
@@ -24,6 +25,13 @@ void rustkm_procfs_set_size(void *entry, struct file *file, loff_t size);
 static int glue_open(struct inode *inode, struct file *file)
 {
 	return rustkm_procfs_open(pde_data(inode), file, file->f_flags);
+}
+
+/* At the last close of a file, or for files still open when the entry is removed. */
+static int glue_release(struct inode *inode, struct file *file)
+{
+	rustkm_procfs_release(pde_data(inode));
+	return 0;
 }
 
 static ssize_t glue_read(struct file *file, char __user *buf, size_t count, loff_t *pos)
@@ -52,6 +60,7 @@ static const struct proc_ops rustkm_procfs_ops = {
 	.proc_read = glue_read,
 	.proc_write = glue_write,
 	.proc_lseek = glue_lseek,
+	.proc_release = glue_release,
 };
 
 void *rustkm_procfs_create(const char *name, umode_t mode, void *data)

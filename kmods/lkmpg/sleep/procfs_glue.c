@@ -1,0 +1,1 @@
+../../lib/procfs_glue.c
