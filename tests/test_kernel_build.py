@@ -40,11 +40,13 @@ BUILDER = textwrap.dedent("""
     import sys
     from pathlib import Path
     from rustkm.kernel.build import KernelBuild, ensure_kernel
-    from rustkm.kernel.config import load_fragment
+    from rustkm.project import find_project
+    from rustkm.session import KernelRequest
     from rustkm.toolchain import ensure_toolchain
     original = KernelBuild.load(Path(sys.argv[1]))
-    build = ensure_kernel(ensure_toolchain(), original.source,
-                          [load_fragment(n) for n in original.fragments],
+    # The fragments as this checkout resolves them: the stamp may name another checkout's.
+    fragments = KernelRequest.from_project(find_project()).fragment_list()
+    build = ensure_kernel(ensure_toolchain(), original.source, fragments,
                           kernels_dir=Path(sys.argv[2]))
     print("built", build.vmlinux)
 """)

@@ -9,6 +9,7 @@ from rustkm.cache import cache_key
 from rustkm.debian import host_mirror
 from rustkm.errors import RustkmError
 from rustkm.initramfs import Newc
+from rustkm.kernel.build import KernelBuild, build_key, ensure_kernel
 from rustkm.kernel.config import (
     BASE_FRAGMENTS,
     Fragment,
@@ -19,9 +20,10 @@ from rustkm.kernel.config import (
     parse_config,
     render,
 )
-from rustkm.kernel.source import kernel_version, parse_apt_show, parse_madison
+from rustkm.kernel.source import KernelSource, kernel_version, parse_apt_show, parse_madison
 from rustkm.lockfile import Lock, LockedPackage
 from rustkm.module import module_names
+from rustkm.toolchain import Toolchain
 
 DATA = Path(__file__).parent / "data"
 
@@ -69,6 +71,26 @@ def test_unknown_fragment_is_a_clear_error(tmp_path):
         load_fragment("nope")
     with pytest.raises(RustkmError, match="does not exist"):
         load_fragment(str(tmp_path / "missing.config"))
+
+
+def test_a_cached_kernel_from_another_checkout_is_reused_with_this_ones_fragments(tmp_path):
+    # Another clone at another path built the same config: its stamp names its own fragment
+    # file and build folder, both gone. The key hashes content, so the build is ours to reuse.
+    tc, source = Toolchain("debian", None), KernelSource(tmp_path / "src", "7.2.12", "debian:x")
+    here = tmp_path / "here.config"
+    here.write_text("CONFIG_INPUT=y\n")
+    fragments = [bundled_fragment("rust"), load_fragment(str(here))]
+    build_dir = tmp_path / "kernels" / build_key(tc, source, fragments)
+    build_dir.mkdir(parents=True)
+    KernelBuild(build_dir.name, build_dir, source, "debian", "7.2.12",
+                ("rust", str(tmp_path / "gone/lkmpg.config"))).save()
+    stamp = build_dir / "rustkm-build.json"
+    stamp.write_text(stamp.read_text().replace(str(build_dir), str(tmp_path / "gone/kernels")))
+
+    build = ensure_kernel(tc, source, fragments, kernels_dir=tmp_path / "kernels")
+    assert build.build_dir == build_dir
+    assert build.fragments == ("rust", str(here))
+    assert all(load_fragment(name) for name in build.fragments)
 
 
 def test_madison_lists_versions_newest_first_with_their_suite():

@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -68,7 +68,7 @@ class KernelBuild:
     @classmethod
     def load(cls, build_dir: Path) -> KernelBuild:
         data = json.loads((build_dir / _STAMP).read_text())
-        data["build_dir"] = Path(data["build_dir"])
+        data["build_dir"] = build_dir  # where it is now, should the cache have moved
         src = data["source"]
         data["source"] = KernelSource(Path(src["tree"]), src["version"], src["origin"])
         data["fragments"] = tuple(data["fragments"])
@@ -107,19 +107,25 @@ def ensure_kernel(tc: Toolchain, source: KernelSource, fragments: list[Fragment]
     key = build_key(tc, source, fragments)
     build_dir = (kernels_dir or store_dir() / "kernels") / key
     immutable = source.origin.startswith("debian:")
+    names = tuple(f.name for f in fragments)
     if immutable and (build_dir / _STAMP).exists():
-        return KernelBuild.load(build_dir)  # the no-op: nothing that keys the build changed
+        return _cached(build_dir, names)  # the no-op: nothing that keys the build changed
     with locked(build_dir, f"kernel build {key}"):
         if immutable and (build_dir / _STAMP).exists():
-            return KernelBuild.load(build_dir)
+            return _cached(build_dir, names)
         build_dir.mkdir(parents=True, exist_ok=True)
         configure(tc, source, fragments, build_dir)
         _compile(tc, source, build_dir, key, jobs)
         release = (build_dir / "include/config/kernel.release").read_text().strip()
-        build = KernelBuild(key, build_dir, source, tc.name, release,
-                            tuple(f.name for f in fragments))
+        build = KernelBuild(key, build_dir, source, tc.name, release, names)
         build.save()
         return build
+
+
+def _cached(build_dir: Path, names: tuple[str, ...]) -> KernelBuild:
+    """A finished build, with the fragments as this caller names them: the key hashes their
+    content, so another checkout's paths to the same fragments (in the stamp) may be gone."""
+    return replace(KernelBuild.load(build_dir), fragments=names)
 
 
 def configure(tc: Toolchain, source: KernelSource, fragments: list[Fragment],
