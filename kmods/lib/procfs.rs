@@ -55,6 +55,18 @@ pub(crate) trait ProcFile: Send + Sync {
     fn max_size(&self) -> i64;
 }
 
+/// A read at `pos` of `contents` held in memory: copies what lies from `pos` on into `out`,
+/// as much as fits; 0 at or past the end.
+pub(crate) fn read_at(contents: &[u8], out: &mut UserSliceWriter, pos: i64) -> Result<usize> {
+    let start = usize::try_from(pos).map_err(|_| EINVAL)?;
+    let Some(rest) = contents.get(start..) else {
+        return Ok(0);
+    };
+    let count = rest.len().min(out.len());
+    out.write_slice(&rest[..count])?;
+    Ok(count)
+}
+
 extern "C" {
     fn rustkm_procfs_create(
         name: *const ffi::c_char,

@@ -67,14 +67,7 @@ impl ProcFile for RegularFile {
     }
 
     fn read(&self, out: &mut UserSliceWriter, pos: i64) -> Result<usize> {
-        let start = index(pos)?;
-        let contents = self.contents.lock();
-        let Some(rest) = contents.get(start..) else {
-            return Ok(0);
-        };
-        let count = rest.len().min(out.len());
-        out.write_slice(&rest[..count])?;
-        Ok(count)
+        procfs::read_at(&self.contents.lock(), out, pos)
     }
 
     fn write(&self, input: &mut UserSliceReader, pos: &mut i64, append: bool) -> Result<usize> {

@@ -32,12 +32,7 @@ impl ProcFile for HelloWorld {
     }
 
     fn read(&self, out: &mut UserSliceWriter, pos: i64) -> Result<usize> {
-        let start = usize::try_from(pos).map_err(|_| EINVAL)?;
-        let Some(rest) = HELLO.get(start..) else {
-            return Ok(0);
-        };
-        let count = rest.len().min(out.len());
-        out.write_slice(&rest[..count])?;
+        let count = procfs::read_at(HELLO, out, pos)?;
         pr_info!("procfile read helloworld\n");
         Ok(count)
     }

@@ -44,13 +44,7 @@ impl ProcFile for Buffer1k {
     }
 
     fn read(&self, out: &mut UserSliceWriter, pos: i64) -> Result<usize> {
-        let start = usize::try_from(pos).map_err(|_| EINVAL)?;
-        let Some(rest) = HELLO.get(start..) else {
-            return Ok(0);
-        };
-        let count = rest.len().min(out.len());
-        out.write_slice(&rest[..count])?;
-        Ok(count)
+        procfs::read_at(HELLO, out, pos)
     }
 
     fn write(&self, input: &mut UserSliceReader, pos: &mut i64, _append: bool) -> Result<usize> {

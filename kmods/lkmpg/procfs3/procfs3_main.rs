@@ -47,14 +47,8 @@ impl ProcFile for Buffer2k {
     }
 
     fn read(&self, out: &mut UserSliceWriter, pos: i64) -> Result<usize> {
-        let start = usize::try_from(pos).map_err(|_| EINVAL)?;
         let contents = self.contents.lock();
-        let Some(rest) = contents.bytes[..contents.len].get(start..) else {
-            return Ok(0);
-        };
-        let count = rest.len().min(out.len());
-        out.write_slice(&rest[..count])?;
-        Ok(count)
+        procfs::read_at(&contents.bytes[..contents.len], out, pos)
     }
 
     fn write(&self, input: &mut UserSliceReader, pos: &mut i64, _append: bool) -> Result<usize> {

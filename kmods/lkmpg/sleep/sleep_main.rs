@@ -76,7 +76,6 @@ impl ProcFile for Sleep {
     }
 
     fn read(&self, out: &mut UserSliceWriter, pos: i64) -> Result<usize> {
-        let start = usize::try_from(pos).map_err(|_| EINVAL)?;
         let mut text = [0u8; PREFIX.len() + MESSAGE_LENGTH + 1];
         let len = {
             let state = self.state.lock();
@@ -86,12 +85,7 @@ impl ProcFile for Sleep {
             text[PREFIX.len() + message.len()] = b'\n';
             PREFIX.len() + message.len() + 1
         };
-        let Some(rest) = text[..len].get(start..) else {
-            return Ok(0);
-        };
-        let count = rest.len().min(out.len());
-        out.write_slice(&rest[..count])?;
-        Ok(count)
+        procfs::read_at(&text[..len], out, pos)
     }
 
     fn write(&self, input: &mut UserSliceReader, pos: &mut i64, _append: bool) -> Result<usize> {
