@@ -3,7 +3,8 @@
  * rawio: exact system calls for tests of kernel modules, where shell tools are too coarse.
  *
  *   rawio write PATH OFFSET [append|trunc]   one write() of all of stdin (OFFSET - : no seek)
- *   rawio read PATH OFFSET COUNT             one pread(); the bytes go to stdout
+ *   rawio read PATH OFFSET COUNT [OFFSET COUNT]...
+ *                                            pread()s on one open file; the bytes go to stdout
  *   rawio seek PATH WHENCE OFFSET            lseek(); prints the new offset
  *                                            (WHENCE: set, cur, end, data, hole)
  *
@@ -69,19 +70,26 @@ static int do_write(int argc, char **argv)
 	return close(fd) ? fail("close") : 0;
 }
 
-static int do_read(char **argv)
+/* One pread() per OFFSET COUNT pair, all on one open file. */
+static int do_read(int argc, char **argv)
 {
-	size_t count = strtoull(argv[4], NULL, 0);
-	char *buf = malloc(count ? count : 1);
-	ssize_t got;
 	int fd = open(argv[2], O_RDONLY);
 
 	if (fd < 0)
 		return fail("open");
-	got = pread(fd, buf, count, strtoll(argv[3], NULL, 0));
-	if (got < 0)
-		return fail("read");
-	fwrite(buf, 1, (size_t)got, stdout);
+	for (int i = 3; i + 1 < argc; i += 2) {
+		size_t count = strtoull(argv[i + 1], NULL, 0);
+		char *buf = malloc(count ? count : 1);
+		ssize_t got;
+
+		if (!buf)
+			return fail("malloc");
+		got = pread(fd, buf, count, strtoll(argv[i], NULL, 0));
+		if (got < 0)
+			return fail("read");
+		fwrite(buf, 1, (size_t)got, stdout);
+		free(buf);
+	}
 	return 0;
 }
 
@@ -114,10 +122,10 @@ int main(int argc, char **argv)
 	if (argc >= 4 && !strcmp(argv[1], "write"))
 		return do_write(argc, argv);
 	if (argc >= 5 && !strcmp(argv[1], "read"))
-		return do_read(argv);
+		return do_read(argc, argv);
 	if (argc >= 5 && !strcmp(argv[1], "seek"))
 		return do_seek(argv);
-	fprintf(stderr, "usage: rawio write PATH OFFSET [append|trunc] | read PATH OFFSET COUNT"
+	fprintf(stderr, "usage: rawio write PATH OFFSET [append|trunc] | read PATH OFFSET COUNT..."
 			" | seek PATH WHENCE OFFSET\n");
 	return 2;
 }

@@ -1,0 +1,1 @@
+../../lib/seqfile_glue.c
