@@ -1,5 +1,6 @@
 """Fast tests of the pure parts of the stages: fragments, lock file, apt output, cpio, mirror."""
 
+import os
 import stat
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from rustkm.cache import cache_key
 from rustkm.debian import host_mirror
 from rustkm.errors import RustkmError
 from rustkm.initramfs import Newc
-from rustkm.kernel.build import KernelBuild, build_key, ensure_kernel
+from rustkm.kernel.build import KernelBuild, build_key, discard_interrupted, ensure_kernel
 from rustkm.kernel.config import (
     BASE_FRAGMENTS,
     Fragment,
@@ -91,6 +92,21 @@ def test_a_cached_kernel_from_another_checkout_is_reused_with_this_ones_fragment
     assert build.build_dir == build_dir
     assert build.fragments == ("rust", str(here))
     assert all(load_fragment(name) for name in build.fragments)
+
+
+def test_a_killed_builds_half_made_targets_are_discarded(tmp_path):
+    # kbuild writes .NAME.cmd after the whole recipe; a target newer than it was cut short.
+    (tmp_path / "kernel").mkdir()
+    done, cut, fresh = (tmp_path / "kernel" / n for n in ("fork.o", "exit.o", "cpu.o"))
+    for target, cmd_first in ((done, False), (cut, True)):
+        cmd = target.with_name(f".{target.name}.cmd")
+        first, second = (cmd, target) if cmd_first else (target, cmd)
+        first.write_text("x")
+        second.write_text("x")
+        os.utime(second, ns=(first.stat().st_mtime_ns + 10**9,) * 2)
+    fresh.write_text("no .cmd yet: make redoes it anyway")
+    assert discard_interrupted(tmp_path) == [cut]
+    assert done.exists() and fresh.exists() and not cut.exists()
 
 
 def test_madison_lists_versions_newest_first_with_their_suite():

@@ -5,6 +5,7 @@ chip fails insmod cleanly."""
 
 import re
 
+import gpio_sim
 import pytest
 from gpio_sim import SimChip, check_all_counted
 
@@ -23,9 +24,8 @@ def chip(vm):
 
 
 def interrupts(vm, button: int) -> list[int]:
-    """The interrupt numbers the top half logged for `button`, in order."""
-    return [int(n) for n in re.findall(rf"{NAME}: button{button} interrupt (\d+) \(hard IRQ\)",
-                                       vm.console_log)]
+    """The interrupt numbers the hard handler logged for `button`, in order."""
+    return gpio_sim.interrupts(vm, NAME, button)
 
 
 def bottom_halves(vm) -> list[str]:

@@ -4,6 +4,7 @@ the IRQ thread; rmmod frees the IRQs; a missing chip or bad lines fail insmod cl
 
 import re
 
+import gpio_sim
 import pytest
 from gpio_sim import SimChip, check_all_counted
 
@@ -18,9 +19,8 @@ def chip(vm):
 
 
 def interrupts(vm, button: int) -> list[int]:
-    """The interrupt numbers the module logged for `button`, in order."""
-    return [int(n) for n in re.findall(rf"intrpt: button{button} interrupt (\d+) \(hard IRQ\)",
-                                       vm.console_log)]
+    """The interrupt numbers the hard handler logged for `button`, in order."""
+    return gpio_sim.interrupts(vm, "intrpt", button)
 
 
 def test_buttons_turn_the_led_on_and_off(vm, chip):

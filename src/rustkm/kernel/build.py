@@ -114,6 +114,9 @@ def ensure_kernel(tc: Toolchain, source: KernelSource, fragments: list[Fragment]
         if immutable and (build_dir / _STAMP).exists():
             return _cached(build_dir, names)
         build_dir.mkdir(parents=True, exist_ok=True)
+        redo = discard_interrupted(build_dir)
+        if redo:
+            say(f"an interrupted build left {len(redo)} target(s) half-made; they are redone")
         configure(tc, source, fragments, build_dir)
         _compile(tc, source, build_dir, key, jobs)
         release = (build_dir / "include/config/kernel.release").read_text().strip()
@@ -126,6 +129,25 @@ def _cached(build_dir: Path, names: tuple[str, ...]) -> KernelBuild:
     """A finished build, with the fragments as this caller names them: the key hashes their
     content, so another checkout's paths to the same fragments (in the stamp) may be gone."""
     return replace(KernelBuild.load(build_dir), fragments=names)
+
+
+def discard_interrupted(build_dir: Path) -> list[Path]:
+    """Remove the targets a killed build left half-made, so that make redoes them.
+
+    Kbuild writes a target's `.NAME.cmd` last, after every step of its recipe (objtool, for
+    one, rewrites objects in place); a target newer than its .cmd file is one whose recipe was
+    cut short, and make would otherwise take it as up to date.
+    """
+    removed = []
+    for cmd in build_dir.rglob(".*.cmd"):
+        target = cmd.with_name(cmd.name[1:-len(".cmd")])
+        try:
+            if target.stat().st_mtime_ns > cmd.stat().st_mtime_ns:
+                target.unlink()
+                removed.append(target)
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 def configure(tc: Toolchain, source: KernelSource, fragments: list[Fragment],
@@ -163,12 +185,18 @@ def _make(tc: Toolchain, source: KernelSource, build_dir: Path, targets: list[st
     return proc.stdout or ""
 
 
-def _build_failure(output: str, what: str) -> RustkmError:
+# Lines of a failed make that say why, wherever they scrolled to.
+_CAUSE = re.compile(r"error|\*\*\*|no rule to make|segmentation fault|killed|not found|"
+                    r"no space left|cannot|permission denied", re.IGNORECASE)
+
+
+def _build_failure(output: str, what: str, causes: list[str] | None = None) -> RustkmError:
     tail = "\n".join(output.splitlines()[-40:])
     if "No space left on device" in output:
         return RustkmError(f"the disk is full: make {what} could not write its output",
                            details=tail, hint="free some space, then run again: the build resumes")
-    errors = [line for line in output.splitlines() if "error" in line.lower()]
+    errors = causes if causes is not None else [
+        line for line in output.splitlines() if _CAUSE.search(line)]
     return RustkmError(f"make {what} failed", details="\n".join(errors[:20]) + "\n...\n" + tail,
                        hint="the build folder is kept; fix the cause and run again to resume")
 
@@ -181,6 +209,7 @@ def _compile(tc: Toolchain, source: KernelSource, build_dir: Path, key: str,
     argv = tc.wrap(["make", "-C", str(source.tree), f"O={build_dir}", *make_args(jobs)],
                    cwd=build_dir, env=ccache_env(), binds=[source.tree])
     tail: list[str] = []
+    causes: list[str] = []
     done = 0
     start = last_print = time.monotonic()
     with step(f"building Linux {source.version} in {build_dir}"):
@@ -195,6 +224,8 @@ def _compile(tc: Toolchain, source: KernelSource, build_dir: Path, key: str,
                 task = progress.add_task("build", total=expected, last="")
                 for line in proc.stdout:
                     tail = (tail + [line])[-200:]
+                    if len(causes) < 20 and _CAUSE.search(line):
+                        causes.append(line.rstrip("\n"))
                     m = _OBJECT_LINE.match(line)
                     if not m:
                         continue
@@ -211,7 +242,7 @@ def _compile(tc: Toolchain, source: KernelSource, build_dir: Path, key: str,
             proc.wait()
             raise
         if rc != 0:
-            raise _build_failure("".join(tail), "(kernel build)")
+            raise _build_failure("".join(tail), "(kernel build)", causes)
         say(f"{done} build steps")
     if done > 100:
         counts[key] = done
