@@ -104,13 +104,13 @@ pub(crate) struct Registration<T: Records> {
     entry: NonNull<ffi::c_void>,
     // Dropped after `entry` is removed (see `Drop`); the C side points at both.
     _handler: KBox<Handler>,
-    records: Pin<KBox<T>>,
+    _records: Pin<KBox<T>>,
 }
 
-// SAFETY: the raw pointers refer only to `_handler`, `records` (Send + Sync) and the proc
+// SAFETY: the raw pointers refer only to `_handler`, `_records` (Send + Sync) and the proc
 // entry, which procfs lets any thread remove.
 unsafe impl<T: Records> Send for Registration<T> {}
-// SAFETY: a shared `Registration` gives access to `records` only, which is Sync.
+// SAFETY: a shared `Registration` gives access to nothing.
 unsafe impl<T: Records> Sync for Registration<T> {}
 
 impl<T: Records + 'static> Registration<T> {
@@ -134,14 +134,8 @@ impl<T: Records + 'static> Registration<T> {
         Ok(Self {
             entry,
             _handler: handler,
-            records,
+            _records: records,
         })
-    }
-
-    /// The records shown.
-    #[allow(dead_code)] // Not every module needs it.
-    pub(crate) fn records(&self) -> &T {
-        &self.records
     }
 }
 
@@ -149,7 +143,7 @@ impl<T: Records> Drop for Registration<T> {
     fn drop(&mut self) {
         // SAFETY: `entry` came from `rustkm_seqfile_create` and is removed once, here; this
         // waits for running callbacks and releases the views of files still open, so nothing
-        // uses `_handler` or `records` when they are dropped after.
+        // uses `_handler` or `_records` when they are dropped after.
         unsafe { rustkm_seqfile_remove(self.entry.as_ptr()) };
     }
 }
