@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rustkm.errors import RustkmError
 from rustkm.lockfile import LOCK_NAME
 
 PROJECT_FILE = "rustkm.toml"
+
+
+# Every key rustkm.toml may have, by table; anything else is refused, so that a typo
+# ([kernal], fragment =) is not silently a build without it.
+_KEYS = {"kernel": ("source", "fragments"), "modules": ("dirs",)}
+_SERIES = re.compile(r"^\d+(\.\d+)*$")
 
 
 @dataclass(frozen=True)
@@ -18,6 +26,9 @@ class Project:
     kernel: str = "debian:7.2"
     fragments: tuple[str, ...] = ()
     module_dirs: tuple[str, ...] = field(default=("kmods",))
+    # The rustkm.toml (or rustkm.lock) that makes `root` a project; None when no folder up
+    # from the start has one and the start folder stands in.
+    marker: Path | None = None
 
     @property
     def lock_path(self) -> Path:
@@ -31,8 +42,16 @@ def find_project(start: Path | None = None) -> Project:
         if config.is_file():
             return _read(folder, config)
         if (folder / LOCK_NAME).is_file():
-            return Project(root=folder)
+            return Project(root=folder, marker=folder / LOCK_NAME)
     return Project(root=here)
+
+
+def check_source(spec: str, where: str = "") -> None:
+    """A kernel source is debian:SERIES (debian:7.2) or a path to a kernel tree."""
+    if not spec.strip() or (spec.startswith("debian:")
+                            and not _SERIES.match(spec.removeprefix("debian:"))):
+        raise RustkmError(f"bad kernel source {spec!r}{where}",
+                          hint="use debian:SERIES (e.g. debian:7.2) or a path to a tree")
 
 
 def _read(root: Path, config: Path) -> Project:
@@ -40,13 +59,62 @@ def _read(root: Path, config: Path) -> Project:
         data = tomllib.loads(config.read_text())
     except tomllib.TOMLDecodeError as e:
         raise RustkmError(f"{config} is not valid TOML: {e}") from None
-    kernel = data.get("kernel", {})
+    except (OSError, UnicodeDecodeError) as e:
+        raise RustkmError(f"{config} cannot be read: {e}") from None
+    _known_keys(config, data, "", tuple(_KEYS))
+    kernel = _table(config, data, "kernel")
+    modules = _table(config, data, "modules")
+    _known_keys(config, kernel, "kernel.", _KEYS["kernel"])
+    _known_keys(config, modules, "modules.", _KEYS["modules"])
+    source = kernel.get("source", "debian:7.2")
+    if not isinstance(source, str):
+        raise _wrong_type(config, "kernel.source", "a string such as \"debian:7.2\"", source)
+    check_source(source, f" in {config} (kernel.source)")
+    if not source.startswith("debian:"):
+        source = str(root / Path(source).expanduser())  # a tree path is relative to the project
     return Project(
         root=root,
-        kernel=str(kernel.get("source", "debian:7.2")),
-        fragments=tuple(_fragment(root, str(f)) for f in kernel.get("fragments", ())),
-        module_dirs=tuple(data.get("modules", {}).get("dirs", ("kmods",))),
+        kernel=source,
+        fragments=tuple(_fragment(root, f)
+                        for f in _strings(config, kernel, "kernel.fragments", ())),
+        module_dirs=_strings(config, modules, "modules.dirs", ("kmods",)),
+        marker=config,
     )
+
+
+def _known_keys(config: Path, table: dict[str, Any], prefix: str,
+                known: tuple[str, ...]) -> None:
+    unknown = [key for key in table if key not in known]
+    if unknown:
+        raise RustkmError(f"{config}: unknown key {prefix}{unknown[0]}",
+                          hint=f"{'[' + prefix.rstrip('.') + ']' if prefix else 'rustkm.toml'}"
+                               f" takes {', '.join(prefix + k for k in known)}")
+
+
+def _table(config: Path, data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise _wrong_type(config, key, f"a table ([{key}])", value)
+    return value
+
+
+def _strings(config: Path, table: dict[str, Any], name: str,
+             default: tuple[str, ...]) -> tuple[str, ...]:
+    value = table.get(name.split(".")[-1], default)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise _wrong_type(config, name, "a list of strings", value)
+    return tuple(value)
+
+
+def _wrong_type(config: Path, name: str, wanted: str, value: object) -> RustkmError:
+    return RustkmError(f"{config}: {name} must be {wanted}, not {_toml_type(value)} "
+                       f"({value!r})")
+
+
+def _toml_type(value: object) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+             list: "an array", dict: "a table"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _fragment(root: Path, spec: str) -> str:
