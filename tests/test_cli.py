@@ -1,7 +1,10 @@
-"""The `rustkm` command: clear errors with a non-zero exit for bad input, and `run`'s status."""
+"""The `rustkm` command: clear errors with a non-zero exit for bad input, found before any
+toolchain or kernel work, and `run`'s status; `rustkm test` hands its words to pytest."""
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -9,9 +12,27 @@ import pytest
 ROOT = Path(__file__).parents[1]
 
 
-def rustkm(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def rustkm(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None,
+           stdin: int | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "rustkm.cli", *args], cwd=cwd,
+                          env=None if env is None else {**os.environ, **env}, stdin=stdin,
                           capture_output=True, text=True, timeout=600, check=False)
+
+
+def refused_up_front(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
+                     cwd: Path = ROOT) -> str:
+    """Run rustkm with an empty cache and no host tools on PATH (so that nothing could be
+    built or downloaded even by mistake); it must fail at once, having made no toolchain.
+    Its stderr."""
+    cache = tmp_path / "cache"
+    start = time.monotonic()
+    result = rustkm(*args, cwd=cwd, stdin=subprocess.DEVNULL, env={
+        "RUSTKM_CACHE": str(cache), "PATH": str(tmp_path / "no-tools"), **(env or {})})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert time.monotonic() - start < 30
+    assert not (cache / "toolchain").exists() and not (cache / "store" / "kernels").exists()
+    assert "mmdebstrap" not in result.stderr
+    return result.stderr
 
 
 def test_build_of_a_missing_folder_says_so():
@@ -72,3 +93,77 @@ def test_run_loads_the_module_and_exits_with_the_commands_status(command, status
     assert result.returncode == status, result.stderr
     if status == 0:
         assert result.stdout.endswith("\n") and len(result.stdout) > 20
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("RUSTKM_TIMEOUT", "abc", "RUSTKM_TIMEOUT='abc' is not a number of seconds"),
+    ("RUSTKM_TIMEOUT", "-5", "RUSTKM_TIMEOUT='-5' is not a number of seconds"),
+    ("RUSTKM_TIMEOUT", "nan", "RUSTKM_TIMEOUT='nan' is not a number of seconds"),
+    ("RUSTKM_ACCEL", "fast", "RUSTKM_ACCEL='fast' is not an accelerator"),
+    ("RUSTKM_DEBUG_KERNEL", "yes", "RUSTKM_DEBUG_KERNEL='yes' is neither 1 nor 0"),
+    ("RUSTKM_KERNEL", "fedora:41", "unknown kernel 'fedora:41' (from RUSTKM_KERNEL)"),
+])
+def test_a_bad_environment_variable_is_named_before_any_work(tmp_path, variable, value,
+                                                              message):
+    stderr = refused_up_front(tmp_path, "run", "kmods/printerfact", "--", "true",
+                              env={variable: value})
+    assert f"error: {message}" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_a_cache_variable_naming_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("")
+    result = rustkm("kernel", "info", env={"RUSTKM_CACHE": str(tmp_path / "file" / "cache")})
+    assert result.returncode == 1
+    assert f"error: RUSTKM_CACHE='{tmp_path}/file/cache': {tmp_path}/file is a file" in \
+        result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["build", "/nonexistent/module"], "module folder /nonexistent/module does not exist"),
+    (["run", "/nonexistent/module", "--", "true"],
+     "module folder /nonexistent/module does not exist"),
+    (["build", "README.md"], f"{ROOT}/README.md is a file, not a module folder"),
+    (["kernel", "build", "--source", "/no/tree"], "kernel source /no/tree does not exist"),
+    (["kernel", "info", "--source", "debian:latest-ish"],
+     "bad kernel source 'debian:latest-ish'"),
+    (["lock", "--source", "debian:x"], "bad kernel source 'debian:x'"),
+    (["run", "--kernel", "debian:7.2", "kmods/printerfact"], "unknown kernel 'debian:7.2'"),
+    (["shell", "kmods/printerfact"], "rustkm shell needs a terminal"),
+    (["shell"], "rustkm shell needs a terminal"),
+])
+def test_bad_arguments_are_found_before_the_toolchain_and_kernel(tmp_path, args, message):
+    assert f"error: {message}" in refused_up_front(tmp_path, *args)
+
+
+def test_a_folder_without_kbuild_is_found_before_the_toolchain(tmp_path):
+    (tmp_path / "mod").mkdir()
+    (tmp_path / "mod" / "thing.rs").write_text("")
+    stderr = refused_up_front(tmp_path, "build", str(tmp_path / "mod"))
+    assert "has no Kbuild with an obj-m line" in stderr
+
+
+def test_bad_vm_sizes_are_refused_by_the_parser():
+    result = rustkm("run", "--memory", "0", "kmods/printerfact")
+    assert result.returncode == 2
+    assert "argument --memory: expected a whole number above 0, not '0'" in result.stderr
+
+
+@pytest.fixture
+def two_tests(tmp_path):
+    (tmp_path / "test_pair.py").write_text("def test_one():\n    pass\n\n\n"
+                                          "def test_two():\n    pass\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("words", [["-k", "one"], ["-k", "one", "-x"], ["--", "-k", "one"],
+                                   ["-x", "-k", "one", "test_pair.py"]])
+def test_every_word_after_test_goes_to_pytest(two_tests, words):
+    result = rustkm("test", "-p", "no:cacheprovider", *words, cwd=two_tests)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed, 1 deselected" in result.stdout
+
+
+def test_pytests_exit_status_is_rustkms(two_tests):
+    result = rustkm("test", "-k", "nothing_matches", cwd=two_tests)
+    assert result.returncode == 5  # pytest: no tests collected

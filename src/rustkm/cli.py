@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import sys
@@ -13,19 +14,27 @@ from rustkm.log import console, say
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    # Everything after "--" is the guest command of `run`, whatever options come before it.
-    command: list[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, command = argv[:cut], argv[cut + 1:]
-    args = parser.parse_args(argv)
-    args.command = shlex.join(command) if command else ""
-    if not hasattr(args, "func"):
-        parser.print_help()
-        return 2
+    if argv[:1] == ["test"]:
+        # Everything after `test` is pytest's, options included (-k EXPR, -x); a "--" right
+        # after `test` is dropped, as people write it to say "the rest is pytest's".
+        rest = argv[1:]
+        args = argparse.Namespace(func=cmd_test, pytest_args=rest[1:] if rest[:1] == ["--"]
+                                  else rest)
+    else:
+        parser = _parser()
+        # Everything after "--" is the guest command of `run`, whatever options come before.
+        command: list[str] = []
+        if "--" in argv:
+            cut = argv.index("--")
+            argv, command = argv[:cut], argv[cut + 1:]
+        args = parser.parse_args(argv)
+        args.command = shlex.join(command) if command else ""
+        if not hasattr(args, "func"):
+            parser.print_help()
+            return 2
     try:
+        check_environment()
         return int(args.func(args) or 0)
     except RustkmError as e:
         console.print(f"[bold red]error:[/] {e.message}", highlight=False)
@@ -37,6 +46,68 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("interrupted; the cache is left consistent, run the command again to resume")
         return 130
+
+
+def check_environment() -> None:
+    """Refuse a malformed RUSTKM_* (or XDG_CACHE_HOME) variable before any work, naming the
+    variable and its value: found late, it would cost a toolchain, a kernel and a boot."""
+    from rustkm.session import debug_from_environment, stock_release
+
+    command_timeout()
+    accel = os.environ.get("RUSTKM_ACCEL", "")
+    if accel not in ("", "auto", "kvm", "tcg"):
+        raise RustkmError(f"RUSTKM_ACCEL={accel!r} is not an accelerator",
+                          hint="RUSTKM_ACCEL=tcg (software emulation), kvm, or auto (the "
+                               "default: KVM when a probe guest boots under it)")
+    debug_from_environment()
+    if stock := os.environ.get("RUSTKM_KERNEL"):
+        stock_release(stock, "RUSTKM_KERNEL")
+    for name in ("RUSTKM_CACHE", "XDG_CACHE_HOME"):
+        if value := os.environ.get(name):
+            _check_folder_variable(name, value)
+
+
+def command_timeout() -> float:
+    """RUSTKM_TIMEOUT: the longest `rustkm run`'s guest command may take, in seconds."""
+    value = os.environ.get("RUSTKM_TIMEOUT", "600")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise RustkmError(f"RUSTKM_TIMEOUT={value!r} is not a number of seconds",
+                          hint="e.g. RUSTKM_TIMEOUT=600 (the default): how long the guest "
+                               "command of `rustkm run` may take")
+    return seconds
+
+
+def _check_folder_variable(name: str, value: str) -> None:
+    path = Path(value).expanduser()
+    existing = next(p for p in (path, *path.parents) if p.exists() or p == p.parent)
+    if existing.exists() and not existing.is_dir():
+        raise RustkmError(f"{name}={value!r}: {existing} is a file, not a folder",
+                          hint=f"point {name} at a folder (it is created if missing)")
+
+
+def check_module_folders(folders: list[Path]) -> None:
+    """Each folder exists and declares modules (Kbuild with obj-m): checked before the
+    toolchain and kernel are prepared, which may take minutes."""
+    from rustkm.module import module_names
+
+    for folder in folders:
+        path = folder.expanduser().resolve()
+        if not path.exists():
+            raise RustkmError(f"module folder {path} does not exist")
+        if not path.is_dir():
+            raise RustkmError(f"{path} is a file, not a module folder",
+                              hint="pass the folder holding the module's Kbuild and .rs files")
+        module_names(path)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, not {text!r}")
+    return int(text)
 
 
 def _kernel_options(p: argparse.ArgumentParser) -> None:
@@ -52,8 +123,8 @@ def _kernel_options(p: argparse.ArgumentParser) -> None:
 
 
 def _vm_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--memory", type=int, default=256, help="guest memory in MiB")
-    p.add_argument("--cpus", type=int, default=1)
+    p.add_argument("--memory", type=_positive, default=256, help="guest memory in MiB")
+    p.add_argument("--cpus", type=_positive, default=1)
     p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
     p.add_argument("--append", action="append", default=[], help="kernel command line word")
 
@@ -102,8 +173,9 @@ def _parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("demo", help="everything from scratch, then a fact from /dev/printerfact")
     p.set_defaults(func=cmd_demo)
 
-    p = verbs.add_parser("test", help="run the project's pytest tests (VM tests included)")
-    p.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    p = verbs.add_parser("test", help="run the project's pytest tests (VM tests included); "
+                                      "every word after `test` is pytest's")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="e.g. -k EXPR -x kmods/hello")
     p.set_defaults(func=cmd_test)
 
     from rustkm.export import register as _export
@@ -169,6 +241,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     from rustkm.toolchain import ensure_toolchain
 
     project, request = _request(args)
+    request.check()
     source = resolve_source(ensure_toolchain(), request, project, update_lock=args.update)
     say(f"{project.lock_path}: {source.origin}")
     return 0
@@ -178,6 +251,7 @@ def _module_dirs(dirs: list[Path]) -> list[Path]:
     from rustkm.project import find_project
 
     if dirs:
+        check_module_folders(dirs)
         return dirs
     project = find_project()
     found = sorted({p.parent for d in project.module_dirs
@@ -217,6 +291,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rustkm.machine import boot
 
     command = args.command
+    timeout = command_timeout()
+    check_module_folders(args.modules)
     tc, kernel, builds = _build_modules(args, args.modules)
     kos = [ko for b in builds for ko in b.modules]
     with boot(kernel, kos, options=_vm(args), toolchain=tc) as vm:
@@ -225,7 +301,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 vm.insmod(ko.stem)
         if not command:
             return 0
-        result = vm.run(command, timeout=float(os.environ.get("RUSTKM_TIMEOUT", "600")))
+        result = vm.run(command, timeout=timeout)
         sys.stdout.buffer.write(result.stdout)
         sys.stderr.buffer.write(result.stderr)
         sys.stdout.flush()
@@ -235,6 +311,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_shell(args: argparse.Namespace) -> int:
     from rustkm.shell import interactive_shell
 
+    if not sys.stdin.isatty():
+        raise RustkmError("rustkm shell needs a terminal",
+                          hint="use `rustkm run MODULE -- COMMAND` from scripts")
+    check_module_folders(args.modules)
     tc, kernel, builds = _build_modules(args, args.modules) if args.modules else (None, None, [])
     if kernel is None:
         from rustkm.session import prepare_kernel

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,8 +13,12 @@ from rustkm.kernel.config import BASE_FRAGMENTS, DEBUG_FRAGMENTS, Fragment, load
 from rustkm.kernel.source import DEFAULT_SERIES, KernelSource, debian_source, local_source
 from rustkm.lockfile import Lock
 from rustkm.log import say
-from rustkm.project import Project, find_project
-from rustkm.toolchain import Toolchain, ensure_toolchain
+from rustkm.project import PROJECT_FILE, Project, check_source, find_project
+from rustkm.toolchain import Toolchain, ensure_toolchain, rootfs_toolchain, store_dir
+
+# debian:latest, or a Debian kernel release such as debian:7.2.13+deb14-amd64.
+_STOCK = re.compile(r"^debian:(latest|\d+\.\d+\.\d+\+deb\d+-[a-z0-9-]+)$")
+TOOLCHAINS = ("debian", "host")
 
 
 @dataclass(frozen=True)
@@ -28,11 +33,29 @@ class KernelRequest:
 
     @classmethod
     def from_project(cls, project: Project, **overrides: object) -> KernelRequest:
-        request = cls(source=project.kernel, fragments=project.fragments,
-                      debug=os.environ.get("RUSTKM_DEBUG_KERNEL") == "1",
-                      stock=os.environ.get("RUSTKM_KERNEL") or None)
+        """The project's request, with RUSTKM_DEBUG_KERNEL and RUSTKM_KERNEL, then
+        `overrides` (command-line options; None means not given) on top."""
         values = {k: v for k, v in overrides.items() if v is not None}
+        stock = os.environ.get("RUSTKM_KERNEL") or None
+        if stock is not None and "stock" not in values:
+            stock_release(stock, "RUSTKM_KERNEL")
+        request = cls(source=project.kernel, fragments=project.fragments,
+                      debug=debug_from_environment(), stock=stock)
         return cls(**{**request.__dict__, **values})
+
+    def check(self) -> None:
+        """Refuse a malformed request before any toolchain, download or build work."""
+        if self.stock:
+            stock_release(self.stock)
+            return
+        check_source(self.source)
+        if self.toolchain not in TOOLCHAINS:
+            raise RustkmError(f"unknown toolchain {self.toolchain!r}",
+                              hint="use --toolchain debian or host")
+        if self.toolchain == "host" and self.source.startswith("debian:"):
+            raise RustkmError("--toolchain host builds a local kernel tree only",
+                              hint="add --source PATH (a kernel checkout), or use the "
+                                   "default Debian toolchain")
 
     def fragment_list(self) -> list[Fragment]:
         names = [*BASE_FRAGMENTS, *(DEBUG_FRAGMENTS if self.debug else ()), *self.fragments]
@@ -41,11 +64,9 @@ class KernelRequest:
 
 def resolve_source(tc: Toolchain, request: KernelRequest, project: Project,
                    update_lock: bool = False) -> KernelSource:
+    check_source(request.source)
     if request.source.startswith("debian:"):
         series = request.source.split(":", 1)[1]
-        if not series.replace(".", "").isdigit():
-            raise RustkmError(f"bad kernel source {request.source!r}",
-                              hint="use debian:SERIES (e.g. debian:7.2) or a path to a tree")
         lock = Lock.read(project.lock_path)
         return debian_source(tc, series, lock, project.lock_path, update=update_lock)
     return local_source(Path(request.source))
@@ -55,36 +76,97 @@ def prepare_kernel(request: KernelRequest | None = None,
                    project: Project | None = None) -> tuple[Toolchain, KernelBuild]:
     project = project or find_project()
     request = request or KernelRequest.from_project(project)
+    request.check()
     if request.stock:
         return _stock(request.stock, project)
     fragments = request.fragment_list()  # fail on a bad fragment before any download
+    # A local tree is checked (it exists, it is a kernel tree, unbuilt) before the toolchain.
+    local = None if request.source.startswith("debian:") else local_source(Path(request.source))
+    if project.marker is None:
+        reused = _kernel_outside_project(request, project)
+        if reused is not None:
+            return ensure_toolchain(request.toolchain), reused
     tc = ensure_toolchain(request.toolchain)
-    if request.toolchain == "host":
-        if request.source.startswith("debian:"):
-            raise RustkmError("--toolchain host builds a local kernel tree only",
-                              hint="add --source PATH (a kernel checkout), or use the "
-                                   "default Debian toolchain")
+    if local is not None and request.toolchain == "host":
         from rustkm.doctor import check_host_tools
 
-        source = local_source(Path(request.source))
-        check_host_tools(source.tree)
+        check_host_tools(local.tree)
+        source = local
     else:
-        source = resolve_source(tc, request, project)
+        source = local or resolve_source(tc, request, project)
         record_toolchain(tc, project)
     return tc, ensure_kernel(tc, source, fragments)
 
 
 def default_kernel() -> KernelBuild:
+    """The kernel `boot()` uses when given none: the project's (see prepare_kernel for what
+    happens outside any project)."""
     return prepare_kernel()[1]
+
+
+def debug_from_environment() -> bool:
+    value = os.environ.get("RUSTKM_DEBUG_KERNEL", "")
+    if value not in ("", "0", "1"):
+        raise RustkmError(f"RUSTKM_DEBUG_KERNEL={value!r} is neither 1 nor 0",
+                          hint="RUSTKM_DEBUG_KERNEL=1 selects the debug kernel (KASAN, "
+                               "lockdep); unset it or set 0 for the default one")
+    return value == "1"
+
+
+def stock_release(spec: str, origin: str = "") -> str:
+    """The release of a stock kernel spec: 'latest' or e.g. 7.2.13+deb14-amd64."""
+    if not _STOCK.match(spec):
+        where = f" (from {origin})" if origin else ""
+        raise RustkmError(f"unknown kernel {spec!r}{where}",
+                          hint="use debian:latest or debian:RELEASE (e.g. 7.2.13+deb14-amd64)")
+    return spec.split(":", 1)[1]
+
+
+def ready_kernels(request: KernelRequest) -> list[KernelBuild]:
+    """Finished self-built kernels in the cache that give what `request` asks (its Debian
+    series, toolchain, the debug lane or not, and at least its fragments), newest first."""
+    if not request.source.startswith("debian:") or request.toolchain != "debian":
+        return []
+    origin = f"debian:linux-source-{request.source.removeprefix('debian:')}="
+    wanted = {f.name for f in request.fragment_list()}
+    found = []
+    for stamp in (store_dir() / "kernels").glob("*/rustkm-build.json"):
+        try:
+            build = KernelBuild.load(stamp.parent)
+            built = stamp.stat().st_mtime
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # unreadable or from another rustkm: not one to boot
+        if (build.source.origin.startswith(origin) and build.vmlinux.is_file()
+                and build.toolchain == rootfs_toolchain().name
+                and wanted <= set(build.fragments)
+                and ("debug" in build.fragments) == request.debug):
+            found.append((built, build))
+    return [build for _, build in sorted(found, key=lambda pair: -pair[0])]
+
+
+def _kernel_outside_project(request: KernelRequest, project: Project) -> KernelBuild | None:
+    """Outside any project (no rustkm.toml from here up) the request is the bare default,
+    whose kernel few caches hold: a project's kernel (built with its fragments) boots modules
+    as well, so the newest finished one that fits is used rather than a second build."""
+    here = f"no {PROJECT_FILE} in {project.root} or above"
+    ready = ready_kernels(request)
+    if ready:
+        build = ready[0]
+        say(f"{here}: using the kernel {build.release} built at {build.build_dir} "
+            f"(fragments: {', '.join(build.fragments)}), the newest finished "
+            f"{request.source} kernel in the cache; a {PROJECT_FILE} chooses another")
+        return build
+    fragments = ", ".join(f.name for f in request.fragment_list())
+    say(f"{here}, and no finished {request.source} kernel that fits in the cache: building "
+        f"one with the fragments {fragments} (about 10 minutes on 2 cores, once); in a project "
+        f"folder its {PROJECT_FILE} chooses the kernel")
+    return None
 
 
 def _stock(spec: str, project: Project) -> tuple[Toolchain, KernelBuild]:
     from rustkm.stock import prepare_stock_kernel
 
-    distro, _, release = spec.partition(":")
-    if distro != "debian" or not release:
-        raise RustkmError(f"unknown kernel {spec!r}",
-                          hint="use debian:latest or debian:RELEASE (e.g. 7.2.13+deb14-amd64)")
+    release = stock_release(spec)
     return prepare_stock_kernel(release, Lock.read(project.lock_path), project.lock_path)
 
 
