@@ -167,3 +167,19 @@ def test_every_word_after_test_goes_to_pytest(two_tests, words):
 def test_pytests_exit_status_is_rustkms(two_tests):
     result = rustkm("test", "-k", "nothing_matches", cwd=two_tests)
     assert result.returncode == 5  # pytest: no tests collected
+
+
+def test_export_to_a_file_or_a_full_folder_is_refused_before_the_kernel(tmp_path):
+    (tmp_path / "file").write_text("")
+    stderr = refused_up_front(tmp_path, "export", str(tmp_path / "file"))
+    assert f"error: {tmp_path}/file is a file, not a folder" in stderr
+    assert "Traceback" not in stderr
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("")
+    assert f"error: {tmp_path}/full exists and is not empty" in refused_up_front(
+        tmp_path, "export", str(tmp_path / "full"))
+    stderr = refused_up_front(tmp_path, "export", str(tmp_path / "file" / "out"))
+    assert f"error: {tmp_path}/file/out cannot be made: {tmp_path}/file is a file" in stderr
+    (tmp_path / "out.tar.gz").write_text("")
+    assert f"error: {tmp_path}/out.tar.gz exists" in refused_up_front(
+        tmp_path, "export", "--tar", str(tmp_path / "out"))

@@ -9,6 +9,7 @@ module refers to carry a hash of it, so such a module would not load).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tarfile
 from pathlib import Path
@@ -26,10 +27,31 @@ _SOURCE_SKIP = ("*.rst", "*.txt")
 _BUILD_SKIP = ("*.o", "*.a", "vmlinux", "vmlinux.*", "*.cmd", ".tmp_*", "*.ko", "bzImage")
 
 
+def check_destination(out: Path, tar: bool = False) -> Path:
+    """The folder to export to, refused up front (before any kernel work) unless it is new or
+    empty and can be made; with `tar`, OUT.tar.gz must not exist either."""
+    out = out.expanduser().resolve()
+    try:
+        if out.exists() and not out.is_dir():
+            raise RustkmError(f"{out} is a file, not a folder", hint="name a new folder")
+        if out.is_dir() and any(out.iterdir()):
+            raise RustkmError(f"{out} exists and is not empty", hint="name a new folder")
+    except PermissionError:
+        raise RustkmError(f"{out} cannot be read (permission denied)") from None
+    parent = next(p for p in out.parents if p.exists())
+    if not parent.is_dir():
+        raise RustkmError(f"{out} cannot be made: {parent} is a file",
+                          hint="name a folder whose parents are folders")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RustkmError(f"{out} cannot be made: {parent} is not writable")
+    packed = out.with_name(out.name + ".tar.gz")
+    if tar and packed.exists():
+        raise RustkmError(f"{packed} exists", hint="move it away, or name another folder")
+    return out
+
+
 def export_metadata(build: KernelBuild, out: Path, toolchain_versions: dict[str, str]) -> Path:
-    out = out.resolve()
-    if out.exists() and any(out.iterdir()):
-        raise RustkmError(f"{out} exists and is not empty", hint="name a new folder")
+    out = check_destination(out)
     config = parse_config(build.config.read_text())
     rustc = config.get("RUSTC_VERSION_TEXT", "").strip('"')
     with step(f"exporting the module-build metadata of {build.release} to {out}"):
@@ -94,9 +116,10 @@ def _cmd(args: argparse.Namespace) -> int:
     from rustkm.project import find_project
     from rustkm.session import KernelRequest, prepare_kernel
 
+    out = check_destination(args.out, args.tar)  # before the kernel, which may take minutes
     project = find_project()
     tc, build = prepare_kernel(KernelRequest.from_project(project, stock=args.stock), project)
-    out = export_metadata(build, args.out, tc.versions())
+    out = export_metadata(build, out, tc.versions())
     say(f"done: make -C {out / 'build'} M=$PWD  (with {build.release}'s toolchain, see "
         f"{out / 'TOOLCHAIN'})")
     if args.tar:
