@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # rustkm's first command on a fresh Debian machine: installs what the host lacks (as root),
-# makes a virtualenv with rustkm in it, then runs `rustkm demo`, which creates the toolchain,
-# builds the kernel and the printerfact module, and prints a fact from /dev/printerfact in a VM.
+# makes a virtualenv with rustkm in it, creates the toolchain, then runs `rustkm demo`, which
+# builds the kernel and the printerfact module and prints a fact from /dev/printerfact in a VM.
+#
+# Run with sudo, only the host packages and the toolchain's root filesystem (mmdebstrap) are
+# made as root; the virtualenv, the kernel, the modules and the VMs are the invoking user's, in
+# that user's cache, so the README's next command works as that user.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,11 +26,29 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
 
+# Under sudo, everything but the root filesystem belongs to the user who ran sudo.
+as_user() { "$@"; }
+if [ "$(id -u)" -eq 0 ] && [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+    user_home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
+    export RUSTKM_CACHE="${RUSTKM_CACHE:-$user_home/.cache/rustkm}"
+    echo "running as root for $SUDO_USER: the cache is $RUSTKM_CACHE, owned by $SUDO_USER"
+    as_user() { runuser -u "$SUDO_USER" -- env HOME="$user_home" RUSTKM_CACHE="$RUSTKM_CACHE" "$@"; }
+    as_user mkdir -p "$RUSTKM_CACHE"
+fi
+
 if [ ! -x .venv/bin/python ]; then
     echo "creating .venv"
-    python3 -m venv .venv
+    as_user python3 -m venv .venv
 fi
 echo "installing rustkm into .venv"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+as_user .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 
-exec .venv/bin/rustkm demo
+if [ "$(id -u)" -eq 0 ]; then
+    .venv/bin/rustkm setup
+    if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+        # The root filesystem stays root's (read-only to the user); the rest is the user's.
+        find "$RUSTKM_CACHE" -path "$RUSTKM_CACHE/toolchain/*/root" -prune -o \
+            -exec chown -h "$SUDO_USER:" {} +
+    fi
+fi
+as_user .venv/bin/rustkm demo

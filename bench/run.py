@@ -1,6 +1,8 @@
 """rustkm benchmarks: figures, not pass/fail. Medians (and spread) over repeated runs.
 
-    python bench/run.py boot      boot to ready, boot+insmod+command+shutdown, 5 MB throughput
+    python bench/run.py boot      cold boot and snapshot restore side by side (to ready, one
+                                  command, insmod+cat), memory, snapshot size, throughput both ways
+    python bench/run.py suite     a slice of the tests with snapshots off and on, alternating
     python bench/run.py module    one-file module rebuild, edit-to-test-result for printerfact
     python bench/run.py kernel    no-op `rustkm kernel build`
     python bench/run.py ccache    the kernel from scratch in a new folder, with a warm ccache
@@ -55,7 +57,32 @@ def quiet() -> None:
     log.console.quiet = True
 
 
+def _qemu_rss_mb(vm: object) -> float:
+    """Resident memory of the VM's QEMU (the process below bwrap)."""
+    root = vm._qemu.proc.pid  # type: ignore[attr-defined]
+    pids = [root]
+    for pid in pids:
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            continue
+        pids += [int(c) for c in children]
+    rss = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        if "qemu-system" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+            rss = max(rss, int(next(line.split()[1] for line in status.splitlines()
+                                    if line.startswith("VmRSS:"))))
+    return round(rss / 1024, 1)
+
+
 def bench_boot(runs: int) -> None:
+    """Cold boots and snapshot restores side by side (alternating, one run each in turn), and
+    the agent's throughput both ways."""
+    from rustkm import snapshot
     from rustkm.machine import boot
     from rustkm.module import build_module
     from rustkm.session import prepare_kernel
@@ -72,16 +99,82 @@ def bench_boot(runs: int) -> None:
         with boot(kernel, module.modules, toolchain=tc) as vm:
             vm.insmod("printerfact")
             vm.succeed("cat /dev/printerfact")
-            vm.shutdown()
 
-    measure("boot to ready (TCG, vmlinux via PVH, qboot)", ready, runs)
-    measure("boot + insmod + cat + clean shutdown", full, runs)
-    with boot(kernel, toolchain=tc) as vm:
-        vm.succeed("head -c 5000000 /dev/urandom > /tmp/blob")
-        row = measure("5 MB of command output through the agent",
-                      lambda: vm.run("cat /tmp/blob", timeout=300), max(3, runs // 3))
-        report({"bench": "agent throughput", "MB_per_s":
-                round(5.0 / float(row["median_s"]), 3)})  # type: ignore[arg-type]
+    def command() -> None:
+        with boot(kernel, toolchain=tc) as vm:
+            vm.succeed("true")
+
+    def with_snapshots(on: bool, fn: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            os.environ["RUSTKM_SNAPSHOTS"] = "1" if on else "0"
+            return fn()
+        return run
+
+    with_snapshots(True, command)()  # the snapshot exists before anything is timed
+    pairs = [("boot to ready", ready), ("boot + one command + teardown", command),
+             ("boot + insmod + cat + teardown", full)]
+    rows = measure_side_by_side([(f"{name}, {mode}", with_snapshots(mode == "restored", fn))
+                                 for name, fn in pairs for mode in ("cold", "restored")], runs)
+    for name, _ in pairs:
+        cold, restored = rows[f"{name}, cold"], rows[f"{name}, restored"]
+        report({"bench": f"{name}: restored / cold", "ratio":
+                round(float(restored["median_s"]) / float(cold["median_s"]), 3)})  # type: ignore[arg-type]
+    os.environ["RUSTKM_SNAPSHOTS"] = "1"
+    size = max((s.size for s in snapshot.entries()), default=0)
+    with boot(kernel, toolchain=tc) as vm, tempfile.TemporaryDirectory() as folder:
+        report({"bench": "memory and snapshot size", "qemu_rss_MiB": _qemu_rss_mb(vm),
+                "guest_MiB": vm.options.memory_mb, "snapshot_MiB": round(size / 2**20, 1)})
+        blob = Path(folder) / "blob"
+        blob.write_bytes(os.urandom(20_000_000))
+        vm.succeed("head -c 20000000 /dev/urandom > /tmp/blob")
+        for name, fn in [("20 MB host to guest (copy_to)", lambda: vm.copy_to(blob, "/tmp/in")),
+                         ("20 MB guest to host (copy_from)",
+                          lambda: vm.copy_from("/tmp/blob", Path(folder) / "out")),
+                         ("20 MB of command output (cat)",
+                          lambda: vm.run("cat /tmp/blob", timeout=300))]:
+            row = measure(name, fn, max(3, runs // 3))
+            report({"bench": f"agent throughput: {name}",
+                    "MB_per_s": round(20.0 / float(row["median_s"]), 2)})  # type: ignore[arg-type]
+
+
+def measure_side_by_side(cases: list[tuple[str, Callable[[], object]]],
+                         runs: int) -> dict[str, dict[str, object]]:
+    """Each case once per round, in turn, so that a noisy moment hits them all alike."""
+    times: dict[str, list[float]] = {name: [] for name, _ in cases}
+    for _ in range(runs):
+        for name, fn in cases:
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    rows = {}
+    for name, values in times.items():
+        rows[name] = {"bench": name, "runs": runs,
+                      "median_s": round(statistics.median(values), 3),
+                      "min_s": round(min(values), 3), "max_s": round(max(values), 3)}
+        report(rows[name])
+    return rows
+
+
+# A slice of the self-built lane: rustkm's own VM tests and three modules' full test files.
+SUITE = ["tests/test_machine.py", "kmods/printerfact", "kmods/sysctl", "kmods/procfile",
+         "kmods/lkmpg/procfs3"]
+
+
+def bench_suite(runs: int) -> None:
+    """The same tests with snapshots on and off, alternating, `pytest -n 2` as a whole process."""
+    def suite(on: bool) -> Callable[[], object]:
+        def run() -> object:
+            env = {**os.environ, "RUSTKM_SNAPSHOTS": "1" if on else "0"}
+            return subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2",
+                                   "-p", "no:cacheprovider", *SUITE], check=True,
+                                  capture_output=True, cwd=ROOT, env=env)
+        return run
+
+    rows = measure_side_by_side([("test slice, snapshots off", suite(False)),
+                                 ("test slice, snapshots on", suite(True))], runs)
+    report({"bench": "test slice: snapshots on / off", "ratio": round(
+        float(rows["test slice, snapshots on"]["median_s"])  # type: ignore[arg-type]
+        / float(rows["test slice, snapshots off"]["median_s"]), 3)})  # type: ignore[arg-type]
 
 
 def bench_module(runs: int) -> None:
@@ -204,12 +297,14 @@ def _stage_times(log: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("boot", "module", "kernel", "ccache", "cold", "stock",
-                                         "all"))
+    parser.add_argument("what", choices=("boot", "suite", "module", "kernel", "ccache", "cold",
+                                         "stock", "all"))
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
     if args.what in ("boot", "all"):
         bench_boot(args.runs)
+    if args.what == "suite":
+        bench_suite(max(1, args.runs // 5))
     if args.what in ("module", "all"):
         bench_module(max(3, args.runs // 2))
     if args.what in ("kernel", "all"):

@@ -1,18 +1,34 @@
-"""The host side of the guest agent protocol (see guest/agent): framed, base64, byte-exact."""
+"""The host side of the guest agent protocol (see guest/agent.c): framed, nonced, checksummed.
+
+Every frame is `RKM1 type nonce(8) length(4) payload crc32(4)`. A reply counts only if it
+carries the nonce of the request in flight, its CRC holds and the byte counts in its final
+frame match what arrived; anything else is a protocol error and ends the VM (GuestStuck), so a
+verdict is either exact or loudly absent.
+"""
 
 from __future__ import annotations
 
-import base64
-import itertools
 import math
+import os
 import socket
+import struct
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from rustkm.errors import RustkmError
 
-READY = b"READY rustkm-agent"
+MAGIC = b"RKM1"
+_HEADER = struct.Struct(">4scQI")  # magic, type, nonce, length
+_DONE = struct.Struct(">iIQQ")  # status, flags, stdout bytes, stderr bytes
+_PUT = struct.Struct(">QIH")  # offset, mode, path length
+FLAG_TIMEOUT = 1
+FLAG_STUCK = 2
+HELLO = b"rustkm-agent 1"
+# The guest runs `sh -c SCRIPT`: one argument, at most MAX_ARG_STRLEN (32 pages) with its NUL.
+MAX_SCRIPT = 131071
+_MAX_FRAME = 256 << 20
 # After the guest starts sending output, each new chunk buys this much more time.
 _TRANSFER_GRACE = 15.0
 # The guest kills a command at its timeout; if no answer comes this long after, it is stuck.
@@ -38,7 +54,33 @@ class CommandResult:
 
 
 class GuestStuck(RustkmError):
-    """The guest stopped answering: a command stuck in the kernel, a hang, or a dead VM."""
+    """The guest stopped answering: a command stuck in the kernel, a hang, a dead VM, or a
+    channel that can no longer be trusted. `hung` says whether a kernel hang is likely (worth
+    waiting for the kernel's hung-task report)."""
+
+    def __init__(self, message: str, hint: str | None = None, details: str | None = None,
+                 hung: bool = False) -> None:
+        super().__init__(message, hint=hint, details=details)
+        self.hung = hung
+
+
+class AgentError(RustkmError):
+    """The agent could not run or watch a request (no memory to fork, its keeper was killed);
+    the command's own status is unknown, so none is reported."""
+
+
+@dataclass(frozen=True)
+class _Frame:
+    kind: bytes
+    nonce: int
+    payload: bytes
+
+
+def frame(kind: bytes, nonce: int, payload: bytes) -> bytes:
+    """One frame as the agent reads it (also used by tests to forge and damage frames)."""
+    head = _HEADER.pack(MAGIC, kind, nonce, len(payload))
+    crc = zlib.crc32(payload, zlib.crc32(head[4:]))
+    return head + payload + struct.pack(">I", crc)
 
 
 class AgentChannel:
@@ -46,71 +88,168 @@ class AgentChannel:
         self.sock = sock
         self.sock.settimeout(0.2)
         self._buffer = bytearray()
-        self._ids = itertools.count(1)
+        self._last_data = time.monotonic()
+        self.boot_nonce = 0
         # Returns a reason to stop waiting (QEMU died, the kernel panicked), or None.
         self._abort = abort
 
-    def _readline(self, deadline: Callable[[], float], what: str) -> bytes:
-        while True:
-            newline = self._buffer.find(b"\n")
-            if newline >= 0:
-                line = bytes(self._buffer[:newline])
-                del self._buffer[:newline + 1]
-                return line
+    # -- reading frames -----------------------------------------------------------------
+
+    def _fill(self, size: int, deadline: Callable[[], float], what: str) -> None:
+        while len(self._buffer) < size:
             reason = self._abort()
             if reason:
                 raise GuestStuck(f"the guest stopped while {what}: {reason}")
             if time.monotonic() > deadline():
-                raise GuestStuck(f"the guest did not answer while {what}")
+                raise GuestStuck(f"the guest did not answer while {what}", hung=True)
             try:
-                chunk = self.sock.recv(1 << 20)
+                chunk = self.sock.recv(max(1 << 20, size - len(self._buffer)))
             except TimeoutError:
                 continue
+            except OSError as e:
+                raise GuestStuck(f"the agent connection failed while {what}: {e}") from None
             if not chunk:
                 raise GuestStuck(f"the agent connection closed while {what}")
             self._buffer += chunk
             self._last_data = time.monotonic()
 
+    def _read_frame(self, deadline: Callable[[], float], what: str) -> _Frame:
+        self._fill(_HEADER.size, deadline, what)
+        magic, kind, nonce, length = _HEADER.unpack_from(self._buffer)
+        if magic != MAGIC:
+            raise GuestStuck(f"the agent sent bytes that are not a frame while {what}: "
+                             f"{bytes(self._buffer[:32])!r}")
+        if length > _MAX_FRAME:
+            raise GuestStuck(f"the agent announced a {length}-byte frame while {what}")
+        total = _HEADER.size + length + 4
+        self._fill(total, deadline, what)
+        payload = bytes(self._buffer[_HEADER.size:_HEADER.size + length])
+        (crc,) = struct.unpack_from(">I", self._buffer, total - 4)
+        if crc != zlib.crc32(payload, zlib.crc32(bytes(self._buffer[4:_HEADER.size]))):
+            raise GuestStuck(f"a frame from the agent arrived damaged (CRC) while {what}")
+        del self._buffer[:total]
+        return _Frame(kind, nonce, payload)
+
     def wait_ready(self, timeout: float) -> None:
         end = time.monotonic() + timeout
-        while self._readline(lambda: end, "booting") != READY:
-            pass
+        ready = self._read_frame(lambda: end, "booting")
+        if ready.kind != b"Y" or ready.payload != HELLO:
+            raise GuestStuck(f"the agent greeted with {ready.kind!r} {ready.payload[:60]!r}, "
+                             f"not {HELLO!r}")
+        self.boot_nonce = ready.nonce
+
+    # -- requests -----------------------------------------------------------------------
+
+    def send(self, kind: bytes, payload: bytes, what: str = "sending a request",
+             timeout: float = 60.0) -> int:
+        """Send a request; returns its nonce. A fresh random nonce per request means that no
+        reply to an earlier (or forged) request can pass for this one's. The guest takes the
+        bytes as fast as it reads them (a serial port is slow): each piece it takes buys
+        more time, a guest that stops taking them fails the call."""
+        nonce = int.from_bytes(os.urandom(8), "big")
+        data = memoryview(frame(kind, nonce, payload))
+        deadline = time.monotonic() + timeout
+        while data:
+            reason = self._abort()
+            if reason:
+                raise GuestStuck(f"the guest stopped while {what}: {reason}")
+            try:
+                sent = self.sock.send(data)
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise GuestStuck(f"the guest took no input for {timeout:.0f} s while "
+                                     f"{what}", hung=True) from None
+                continue
+            except OSError as e:
+                raise GuestStuck(f"the agent connection failed while {what}: {e}") from None
+            data = data[sent:]
+            deadline = time.monotonic() + timeout
+        return nonce
 
     def run(self, script: str, timeout: float) -> CommandResult:
-        request_id = next(self._ids)
-        seconds = max(1, math.ceil(timeout))
-        encoded = base64.b64encode(script.encode()).decode()
+        return self._exchange(b"R", self._run_payload(script, timeout), script,
+                              max(1, math.ceil(timeout)) + _ANSWER_GRACE,
+                              f"running {script[:200]!r}")
+
+    def start(self, script: str, timeout: float) -> None:
+        """Send a command without waiting for its answer (the last one: `reboot -f`)."""
+        self.send(b"R", self._run_payload(script, timeout))
+
+    @staticmethod
+    def _run_payload(script: str, timeout: float) -> bytes:
+        encoded = script.encode()
+        if len(encoded) > MAX_SCRIPT:
+            raise RustkmError(f"the command is {len(encoded)} bytes; the guest's `sh -c` takes "
+                              f"at most {MAX_SCRIPT}",
+                              hint="copy a long script in with copy_to, then run it")
+        if b"\0" in encoded:
+            raise RustkmError("the command contains a NUL byte, which `sh -c` cannot take",
+                              hint="write binary data with copy_to")
+        return struct.pack(">I", max(1, math.ceil(timeout))) + encoded
+
+    def put(self, guest_path: str, data: bytes, offset: int, mode: int,
+            timeout: float) -> CommandResult:
+        path = guest_path.encode()
+        payload = _PUT.pack(offset, mode, len(path)) + path + data
+        return self._exchange(b"P", payload, f"copy to {guest_path}", timeout,
+                              f"writing {guest_path}")
+
+    def get(self, guest_path: str, timeout: float) -> CommandResult:
+        return self._exchange(b"G", guest_path.encode(), f"copy from {guest_path}", timeout,
+                              f"reading {guest_path}")
+
+    def seed(self, timeout: float = 10.0) -> None:
+        """Make a guest restored from a snapshot its own: host entropy credited to its RNG and
+        the CRNG reseeded (so two restored guests draw different numbers), its clock set to
+        the host's."""
+        payload = struct.pack(">Q", time.time_ns()) + os.urandom(64)
+        result = self._exchange(b"S", payload, "reseed", timeout, "reseeding the guest")
+        if result.status != 0:
+            raise AgentError(f"the guest could not be reseeded: {result.err}")
+
+    def _exchange(self, kind: bytes, payload: bytes, command: str, answer_within: float,
+                  what: str) -> CommandResult:
+        nonce = self.send(kind, payload, what)
         start = time.monotonic()
         self._last_data = start
-        self.sock.sendall(f"RUN {request_id} {seconds} {encoded}\n".encode())
-        command_end = start + seconds + _ANSWER_GRACE
+        command_end = start + answer_within
 
         def deadline() -> float:
             return max(command_end, self._last_data + _TRANSFER_GRACE)
 
-        what = f"running {script!r}"
-        sections: dict[str, list[bytes]] = {"OUT": [], "ERR": []}
-        current: list[bytes] | None = None
+        out: list[bytes] = []
+        err: list[bytes] = []
         while True:
-            line = self._readline(deadline, what)
-            words = line.split()
-            if len(words) >= 2 and words[1] == str(request_id).encode():
-                tag = words[0].decode(errors="replace")
-                if tag in sections:
-                    current = sections[tag]
-                    continue
-                if tag == "END" and len(words) >= 3:
-                    status = int(words[2])
-                    elapsed = time.monotonic() - start
-                    timed_out = b"TIMEOUT" in words[3:]
-                    if b"STUCK" in words[3:]:
-                        raise GuestStuck(f"{script!r} outlived its {seconds} s timeout and "
-                                         "could not be killed (a task stuck in the kernel)")
-                    return CommandResult(script, status, _decode(sections["OUT"]),
-                                         _decode(sections["ERR"]), elapsed, timed_out)
-            if current is not None:
-                current.append(line)
+            reply = self._read_frame(deadline, what)
+            if reply.kind == b"Y":
+                raise GuestStuck(f"the guest agent died and restarted while {what}",
+                                 hint="a command killed the agent, or the guest ran out of "
+                                      "memory; see the console")
+            if reply.nonce != nonce:
+                raise GuestStuck(f"the agent answered another request ({reply.kind!r}) "
+                                 f"while {what}")
+            if reply.kind == b"O":
+                out.append(reply.payload)
+            elif reply.kind == b"E":
+                err.append(reply.payload)
+            elif reply.kind == b"F":
+                raise AgentError(f"the guest agent failed while {what}: "
+                                 f"{reply.payload.decode(errors='replace')}")
+            elif reply.kind == b"X" and len(reply.payload) >= _DONE.size:
+                return self._result(reply.payload, command, out, err, start, what)
+            else:
+                raise GuestStuck(f"the agent sent a malformed {reply.kind!r} frame while {what}")
 
-
-def _decode(lines: list[bytes]) -> bytes:
-    return base64.b64decode(b"".join(lines))
+    def _result(self, done: bytes, command: str, out: list[bytes], err: list[bytes],
+                start: float, what: str) -> CommandResult:
+        status, flags, out_bytes, err_bytes = _DONE.unpack_from(done)
+        stdout, stderr = b"".join(out), b"".join(err)
+        if (len(stdout), len(stderr)) != (out_bytes, err_bytes):
+            raise GuestStuck(f"output was lost while {what}: the agent sent {out_bytes} + "
+                             f"{err_bytes} bytes, {len(stdout)} + {len(stderr)} arrived")
+        if flags & FLAG_STUCK:
+            note = done[_DONE.size:].decode(errors="replace")
+            raise GuestStuck(f"{command!r} outlived its timeout and could not be killed "
+                             f"({note or 'a task stuck in the kernel'})", hung=True)
+        return CommandResult(command, status, stdout, stderr, time.monotonic() - start,
+                             bool(flags & FLAG_TIMEOUT))

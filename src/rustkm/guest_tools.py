@@ -11,7 +11,7 @@ from rustkm.cache import locked
 from rustkm.errors import RustkmError
 from rustkm.toolchain import ensure_toolchain, store_dir
 
-HELPERS = {"/bin/rawio": "rawio.c"}
+HELPERS = {"/bin/rawio": "rawio.c", "/rustkm/agent": "agent.c"}
 
 
 def guest_tools() -> list[tuple[str, Path]]:

@@ -13,6 +13,7 @@ from rustkm.errors import RustkmError
 from rustkm.toolchain import Toolchain, store_dir
 
 GUEST_MODULE_DIR = "/lib/modules/rustkm"
+AGENT = "/rustkm/agent"  # built from guest/agent.c by guest_tools
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class InitramfsSpec:
     busybox: Path | None = None
     extra_init: str = ""
     agent_port: str = "/dev/ttyS1"
+    agent_virtio: str = ""  # the name of a virtio-serial port to prefer, when QEMU offers one
     _cached: dict[str, bytes] = field(default_factory=dict, compare=False, hash=False)
 
 
@@ -100,8 +102,7 @@ def build_initramfs(spec: InitramfsSpec) -> bytes:
     archive.file("/bin/busybox", spec.busybox.read_bytes(), 0o755)
     archive.symlink("/bin/sh", "busybox")
     archive.file("/init", guest_file("init"), 0o755)
-    archive.file("/rustkm/agent", guest_file("agent"), 0o755)
-    config = f"AGENT_PORT={spec.agent_port}\n" + spec.extra_init
+    config = f"AGENT_PORT={spec.agent_port}\nAGENT_VIRTIO={spec.agent_virtio}\n" + spec.extra_init
     archive.file("/rustkm/config", config.encode(), 0o644)
     for module in spec.modules:
         if not module.is_file():
@@ -112,6 +113,9 @@ def build_initramfs(spec: InitramfsSpec) -> bytes:
             raise RustkmError(f"{host_path} (for {guest_path} in the guest) does not exist")
         mode = host_path.stat().st_mode & 0o777
         archive.file(guest_path, host_path.read_bytes(), mode)
+    if not any(guest_path == AGENT for guest_path, _ in spec.files):
+        raise RustkmError(f"the guest needs its agent at {AGENT}",
+                          hint="boot() adds it from rustkm.guest_tools.guest_tools()")
     return archive.to_bytes()
 
 

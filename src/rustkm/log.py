@@ -8,12 +8,14 @@ from contextlib import contextmanager
 
 from rich.console import Console
 
+from rustkm.errors import printable
+
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 _depth = 0
 
 
 def say(message: str) -> None:
-    console.print("  " * _depth + message, markup=False)
+    console.print("  " * _depth + printable(message), markup=False)
 
 
 @contextmanager

@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
-import base64
+import functools
+import os
+import re
 import shlex
 import shutil
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from rustkm.accel import choose_accel
-from rustkm.agent import AgentChannel, CommandResult, GuestStuck
+from rustkm.agent import AgentChannel, AgentError, CommandResult, GuestStuck
 from rustkm.console import ConsoleLog
 from rustkm.errors import RustkmError
 from rustkm.initramfs import GUEST_MODULE_DIR, InitramfsSpec, toolchain_busybox, write_initramfs
 from rustkm.log import say, step
+from rustkm.modinfo import read_module
 from rustkm.oops import Trouble, find_trouble, set_demangler
+from rustkm.qmp import QmpClient
+from rustkm.snapshot import Snapshot, discard, find, restore, save, snapshot_key, snapshots_enabled
 from rustkm.toolchain import Toolchain, ensure_toolchain
-from rustkm.vm import QBOOT, QemuProcess, VmOptions, qemu_argv
+from rustkm.vm import QBOOT, VIRTIO_AGENT_PORT, QemuProcess, VmOptions, qemu_argv
+from rustkm.workdir import make_workdir
 
 DEFAULT_TIMEOUT = 60.0
-_COPY_CHUNK = 48 * 1024
+_COPY_CHUNK = 1 << 20
+# What guest/init prints when the agent dies: the call in flight ends at once, saying so.
+_AGENT_DIED = re.compile(r"^rustkm: agent exited with status (\d+)")
 
 
 class CommandFailed(RustkmError):
@@ -50,12 +57,15 @@ class GuestKernel:
 
     image: Path
     release: str = ""
+    virtio: bool = False  # the kernel has virtio-pci and virtio-console built in
 
 
 class Machine:
     def __init__(self, name: str, tc: Toolchain, kernel: GuestKernel, spec: InitramfsSpec,
-                 options: VmOptions, workdir: Path) -> None:
+                 options: VmOptions, workdir: Path,
+                 files: Sequence[tuple[str, Path]] = ()) -> None:
         self.name = name
+        self.files = tuple(files)  # (guest path, host path): the caller's files
         self.tc = tc
         self.kernel = kernel
         self.spec = spec
@@ -65,30 +75,97 @@ class Machine:
         self._qemu: QemuProcess | None = None
         self._console: ConsoleLog | None = None
         self._agent: AgentChannel | None = None
+        self._qmp: QmpClient | None = None
         self._checked = 0  # console lines already searched for trouble
+        self._request_mark = 0  # console lines before the request in flight
+        self.boot_how = ""  # "restored from snapshot KEY" or "cold boot: WHY"
         self._expected: list[str] = []  # trouble kinds the caller expects right now
         self.troubles: list[Trouble] = []
 
     # -- life cycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        initramfs = write_initramfs(self.spec)
+        """Boot the guest: restored from a snapshot where one fits, else cold (saving one);
+        then the modules and files go in, and the agent is ready.
+
+        Over virtio one snapshot serves every module set: modules and files are copied in
+        after the restore. A serial port takes some 30 KB/s from the host, so there they are
+        baked into the initramfs instead, and the snapshot is keyed by it.
+        """
         self.accel = choose_accel(self.tc, self.kernel.image, self.options.accel)
+        full = replace(self.spec, files=(*self.spec.files, *self.files))
+        if not snapshots_enabled():
+            self._boot(write_initramfs(full), "cold boot: snapshots are off (RUSTKM_SNAPSHOTS=0)")
+            return
+        push = bool(self.spec.agent_virtio)
+        initramfs = write_initramfs(replace(self.spec, modules=()) if push else full)
+        key = self._snapshot_key(initramfs)
+        snapshot = find(key)
+        if snapshot is not None:
+            try:
+                self._boot(initramfs, f"restored from snapshot {key}", snapshot)
+            except RustkmError as e:
+                if self._qemu is not None and self._qemu.proc.returncode is not None and \
+                        self._qemu.proc.returncode < 0:
+                    raise  # QEMU was killed: a guest death, not a bad snapshot
+                say(f"{self.name}: snapshot {key} did not restore ({e.message}); it is "
+                    "removed, and this VM boots cold and saves a new one")
+                self._teardown()
+                discard(snapshot)
+                snapshot = None
+        if snapshot is None:
+            self._boot(initramfs, f"cold boot: no snapshot yet for this kernel and VM options "
+                                  f"(saving {key})")
+            assert self._qmp is not None
+            with self._step("saving the booted guest as a snapshot"):
+                try:
+                    saved = save(self._qmp, key)
+                except (RustkmError, OSError) as e:
+                    # Nothing partial was published; this VM goes on, the next one retries.
+                    say(f"{self.name}: could not save snapshot {key}: {e}")
+                    saved = None
+                self._qmp.execute("cont")
+            if saved is not None:
+                say(f"snapshot {key}: {saved.size >> 20} MiB")
+        if push:
+            self._push_payload()
+
+    def _snapshot_key(self, initramfs: Path) -> str:
+        image = self.kernel.image.stat()
+        options = {k: v for k, v in asdict(self.options).items() if k != "boot_timeout"}
+        return snapshot_key(kernel=str(self.kernel.image), kernel_file=(image.st_size,
+                                                                        image.st_mtime_ns),
+                            initramfs=initramfs.name, qemu=self.tc.versions().get("qemu", ""),
+                            accel=self.accel, options=options,
+                            virtio=self.spec.agent_virtio)
+
+    def _boot(self, initramfs: Path, how: str, snapshot: Snapshot | None = None) -> None:
+        self.boot_how = how
         with self._step(f"booting {self.kernel.image.name} ({self.accel}, "
-                        f"{self.options.memory_mb} MiB, {self.options.cpus} CPU)"):
+                        f"{self.options.memory_mb} MiB, {self.options.cpus} CPU): {how}"):
             console_sock = self.workdir / "console.sock"
             agent_sock = self.workdir / "agent.sock"
+            qmp_sock = self.workdir / "qmp.sock"
             qboot = (self.tc.root or Path("/")) / QBOOT.lstrip("/")
             argv = qemu_argv(self.kernel.image, initramfs, self.options, self.accel,
-                             console_sock, agent_sock, QBOOT if qboot.exists() else None)
-            self._qemu = QemuProcess(self.tc, argv, self.workdir,
-                                     binds=[self.kernel.image.parent, initramfs.parent])
+                             console_sock, agent_sock, QBOOT if qboot.exists() else None,
+                             virtio=bool(self.spec.agent_virtio))
+            argv += ["-qmp", f"unix:{qmp_sock},server=on,wait=off"]
+            if snapshot is not None:
+                argv += ["-incoming", "defer"]
+            binds = [self.kernel.image.parent, initramfs.parent]
+            self._qemu = QemuProcess(self.tc, argv, self.workdir, binds=binds)
             self._qemu.connect(console_sock, agent_sock)
             assert self._qemu.console is not None and self._qemu.agent is not None
             self._console = ConsoleLog(self._qemu.console, self.workdir / "console.log")
             self._agent = AgentChannel(self._qemu.agent, self._stop_reason)
+            self._qmp = QmpClient(qmp_sock)
             try:
-                self._agent.wait_ready(self.options.boot_timeout)
+                if snapshot is not None:
+                    restore(self._qmp, snapshot)
+                    self._agent.seed()
+                else:
+                    self._agent.wait_ready(self.options.boot_timeout)
             except GuestStuck as e:
                 self._raise_trouble("boot")
                 raise GuestStuck(f"{self.name} did not boot: {e.message}",
@@ -96,25 +173,66 @@ class Machine:
                                  hint=f"the console log is at {self.console_path}") from None
         self._raise_trouble("boot")
 
-    def close(self) -> None:
-        """Kill QEMU (the guest is throwaway) and check the console one last time."""
-        if self._qemu is None:
+    def _push_payload(self) -> None:
+        """Modules and files, for a guest restored from (or saved as) a common snapshot."""
+        payload = [(f"{GUEST_MODULE_DIR}/{m.name}", m) for m in self.spec.modules]
+        payload += list(self.files)
+        if not payload:
             return
-        try:
-            if self._qemu.alive() and self._console is not None:
-                self._console.settle(0.2, 1.0)
-            self._raise_trouble("the test (found at teardown)")
-        finally:
+        with self._step(f"copying {len(payload)} module(s) and file(s) in"):
+            for guest_path, host_path in payload:
+                self.copy_to(host_path, guest_path)
+
+    def qmp(self, command: str, **arguments: object) -> object:
+        """Send a QMP command to this VM's QEMU (`vm.qmp("query-status")`); returns QEMU's
+        answer, raises QmpError with QEMU's reason."""
+        if self._qmp is None:
+            raise RustkmError(f"{self.name} is not running")
+        return self._qmp.execute(command, **arguments)
+
+    def _teardown(self) -> None:
+        if self._qmp is not None:
+            self._qmp.close()
+            self._qmp = None
+        if self._qemu is not None:
             self._qemu.kill()
             if self._console is not None:
                 self._console.join()
             self._qemu = None
 
+    def close(self) -> None:
+        """Kill QEMU (the guest is throwaway) and check the console one last time; raises
+        KernelTrouble for trouble found there."""
+        if self._qemu is None:
+            return
+        try:
+            if self._qemu.alive() and self._console is not None:
+                self._drain_console()
+            self._raise_trouble("the test (found at teardown)")
+        finally:
+            self._teardown()
+
+    def _drain_console(self) -> None:
+        """Wait until the console has printed everything the kernel logged so far: a mark
+        written to the kernel log comes out after it. (A quiet spell is no proof: a loaded
+        host can stall the guest in the middle of a report.)"""
+        assert self._console is not None and self._agent is not None
+        mark = f"rustkm-teardown-{os.urandom(6).hex()}"
+        start = len(self._console.lines)
+        try:
+            self._agent.run(f"echo {mark} > /dev/kmsg", 10)
+        except (GuestStuck, AgentError):
+            self._console.settle(0.2, 1.0)
+            return
+        if self._console.wait_for(re.escape(mark), 10.0, start) is None:
+            self._console.settle(0.2, 1.0)
+
     def shutdown(self, timeout: float = 20.0) -> None:
-        """A clean power-off: the guest runs `reboot -f` and QEMU exits (-no-reboot)."""
+        """A clean power-off: the guest syncs and runs `reboot -f`, QEMU exits (-no-reboot);
+        QEMU is killed if it has not exited after `timeout` seconds."""
         assert self._qemu is not None and self._agent is not None
         with self._step("shutting down"):
-            self._agent.sock.sendall(b"RUN 0 5 " + base64.b64encode(b"sync; reboot -f") + b"\n")
+            self._agent.start("sync; reboot -f", 5)
             if not self._qemu.wait(timeout):
                 say(f"{self.name}: did not power off in {timeout:.0f} s; killing QEMU")
         self.close()
@@ -125,24 +243,38 @@ class Machine:
         """Run a shell command; return its status, stdout and stderr (bytes). Never raises on
         the exit status; raises GuestStuck if the guest stops answering, KernelTrouble if the
         kernel reports trouble meanwhile."""
-        agent = self._require_agent()
-        start = len(self._console.lines) if self._console else 0
         with self._step(f"running: {command}"):
-            try:
-                result = agent.run(command, timeout)
-            except GuestStuck as e:
-                self._stuck(e, command, start)
-                raise
-        self._raise_trouble(repr(command))
+            result = self._call(command, lambda agent: agent.run(command, timeout))
         if result.timed_out:
-            say(f"{self.name}: {command!r} was killed after its {timeout:.0f} s timeout")
+            say(f"{self.name}: {command!r} was killed after its {timeout:.0f} s timeout, "
+                "with everything it started")
+        return result
+
+    def _call(self, what: str, request: Callable[[AgentChannel], CommandResult]) -> CommandResult:
+        """One agent request; kernel trouble, a dead agent and a broken channel all raise."""
+        agent = self._require_agent()
+        start = self._request_mark = len(self._console.lines) if self._console else 0
+        try:
+            result = request(agent)
+        except GuestStuck as e:
+            self._stuck(e, what, start)
+            raise
+        except AgentError as e:
+            self._raise_trouble(repr(what))
+            e.details = self._console_tail(20)
+            raise
+        self._raise_trouble(repr(what))
         return result
 
     def execute(self, command: str, timeout: float = DEFAULT_TIMEOUT) -> tuple[int, str]:
+        """Run a shell command; return (status, stdout as text). Never raises on the status
+        (`rc, out = vm.execute("false")`)."""
         result = self.run(command, timeout)
         return result.status, result.out
 
     def succeed(self, *commands: str, timeout: float = DEFAULT_TIMEOUT) -> str:
+        """Run each command in turn; return their stdout joined. Raises CommandFailed (with
+        stdout and stderr) on the first that exits non-zero or times out."""
         output = ""
         for command in commands:
             result = self.run(command, timeout)
@@ -153,6 +285,8 @@ class Machine:
         return output
 
     def fail(self, *commands: str, timeout: float = DEFAULT_TIMEOUT) -> str:
+        """Run each command in turn; raise CommandFailed if one of them succeeds. Returns
+        their stdout joined."""
         output = ""
         for command in commands:
             result = self.run(command, timeout)
@@ -162,9 +296,12 @@ class Machine:
         return output
 
     def wait_until_succeeds(self, command: str, timeout: float = 30.0) -> str:
+        """Run `command` until it exits 0 (every 0.2 s), at most `timeout` seconds; returns
+        its stdout, raises CommandFailed with the last attempt's output."""
         return self._retry(command, timeout, want_success=True)
 
     def wait_until_fails(self, command: str, timeout: float = 30.0) -> str:
+        """Run `command` until it exits non-zero, at most `timeout` seconds."""
         return self._retry(command, timeout, want_success=False)
 
     def _retry(self, command: str, timeout: float, want_success: bool) -> str:
@@ -181,6 +318,7 @@ class Machine:
             time.sleep(0.2)
 
     def wait_for_file(self, path: str, timeout: float = 30.0) -> None:
+        """Wait until `path` exists in the guest."""
         self.wait_until_succeeds(f"test -e {shlex.quote(path)}", timeout)
 
     def wait_for_console_text(self, pattern: str, timeout: float = 30.0) -> str:
@@ -194,63 +332,108 @@ class Machine:
         self._raise_trouble(f"waiting for {pattern!r}")
         return match.string
 
+    @contextmanager
+    def subtest(self, name: str) -> Iterator[None]:
+        """Group what runs inside under `name` in the log, nested and timed, as the NixOS
+        driver's subtest does: `with vm.subtest("reads are uniform"): ...`. An exception
+        inside is re-raised with the subtest's name in front."""
+        with self._step(f"subtest: {name}"):
+            try:
+                yield
+            except RustkmError as e:
+                e.message = f"subtest {name!r}: {e.message}"
+                e.args = (e.message,)
+                raise
+
     # -- modules ------------------------------------------------------------------------
 
     def insmod(self, module: str | Path, timeout: float = DEFAULT_TIMEOUT,
                **params: object) -> None:
-        """Load a module by name (one given to boot()) or by host path, with parameters."""
-        guest_path = self._module_path(module)
+        """Load a module by name (one given to boot()) or by host path, with parameters as
+        keywords (`vm.insmod("hello", count=3)`). Raises CommandFailed with the kernel's log
+        when insmod fails, or when it succeeds and the module is nonetheless not loaded."""
+        host, guest_path = self._module_path(module)
         args = " ".join(shlex.quote(f"{k}={_param(v)}") for k, v in params.items())
         mark = len(self._console.lines) if self._console else 0
-        result = self.run(f"insmod {guest_path} {args}".strip(), timeout)
+        result = self.run(f"insmod {shlex.quote(guest_path)} {args}".strip(), timeout)
         if result.status != 0:
-            raise CommandFailed(f"{self.name}: insmod {Path(guest_path).name} failed: "
+            raise CommandFailed(f"{self.name}: insmod {host.name} failed: "
                                 f"{result.err.strip()}\nkernel log:\n"
                                 f"{self._kernel_lines(mark)}", result)
+        loaded = _loaded_name(host)
+        check = self.run(f"test -d /sys/module/{shlex.quote(loaded)}")
+        if check.status != 0:
+            raise CommandFailed(f"{self.name}: insmod {host.name} reported success, but no "
+                                f"module {loaded!r} is loaded", result)
 
     def rmmod(self, name: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Unload a module by name; raises CommandFailed with rmmod's message."""
         self.succeed(f"rmmod {shlex.quote(name)}", timeout=timeout)
 
-    def _module_path(self, module: str | Path) -> str:
+    def _module_path(self, module: str | Path) -> tuple[Path, str]:
+        """The module's host file and its path in the guest (copied in if it is not there)."""
         if isinstance(module, Path) or "/" in str(module) or str(module).endswith(".ko"):
             host = Path(module)
-            if any(m.name == host.name for m in self.spec.modules):
-                return f"{GUEST_MODULE_DIR}/{host.name}"
-            guest = f"/tmp/{host.name}"
+            if any(m == host.resolve() for m in self.spec.modules):
+                return host, f"{GUEST_MODULE_DIR}/{host.name}"
+            if not host.is_file():
+                raise RustkmError(f"{self.name}: module file {host} does not exist"
+                                  if not host.exists() else
+                                  f"{self.name}: module {host} is not a file")
+            # The guest's name is ours, whatever characters the host's file name holds.
+            safe = re.sub(r"[^A-Za-z0-9_.-]", "_", host.name).lstrip(".-") or "module.ko"
+            guest = f"{GUEST_MODULE_DIR}/host-{safe}"
             self.copy_to(host, guest)
-            return guest
-        names = [m.name for m in self.spec.modules]
-        if f"{module}.ko" not in names:
-            raise RustkmError(f"{self.name}: no module {module!r} in this VM",
-                              hint=f"pass it to boot(modules=...); this VM has: "
-                                   f"{', '.join(names) or 'none'}")
-        return f"{GUEST_MODULE_DIR}/{module}.ko"
+            return host, guest
+        for path in self.spec.modules:
+            if path.name == f"{module}.ko":
+                return path, f"{GUEST_MODULE_DIR}/{path.name}"
+        names = [m.stem for m in self.spec.modules]
+        raise RustkmError(f"{self.name}: no module {module!r} in this VM",
+                          hint=f"pass it to boot(modules=...); this VM has: "
+                               f"{', '.join(names) or 'none'}")
 
     def dmesg(self) -> str:
+        """The kernel log as `dmesg` prints it in the guest."""
         return self.succeed("dmesg")
 
     # -- files --------------------------------------------------------------------------
 
-    def copy_to(self, host_path: Path, guest_path: str) -> None:
-        data = Path(host_path).read_bytes()
-        quoted = shlex.quote(guest_path)
-        with self._step(f"copying {host_path} to {guest_path} ({len(data)} bytes)"):
-            self._quiet_run(f": > {quoted}")
-            for offset in range(0, len(data), _COPY_CHUNK):
-                chunk = base64.b64encode(data[offset:offset + _COPY_CHUNK]).decode()
-                self._quiet_run(f"echo {chunk} | base64 -d >> {quoted}")
+    def copy_to(self, host_path: Path, guest_path: str,
+                timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Copy a host file into the guest, byte for byte, keeping its permission bits."""
+        host = Path(host_path)
+        _check_guest_path(guest_path)
+        try:
+            data = host.read_bytes()
+            mode = host.stat().st_mode & 0o7777
+        except OSError as e:
+            raise RustkmError(f"{self.name}: cannot copy {host} into the guest: "
+                              f"{e.strerror}") from None
+        with self._step(f"copying {host} to {guest_path} ({len(data)} bytes)"):
+            for offset in range(0, max(len(data), 1), _COPY_CHUNK):
+                result = self._call(f"copy to {guest_path}", functools.partial(
+                    AgentChannel.put, guest_path=guest_path,
+                    data=data[offset:offset + _COPY_CHUNK], offset=offset, mode=mode,
+                    timeout=timeout))
+                if result.status != 0:
+                    raise CommandFailed(f"{self.name}: cannot write {guest_path} in the "
+                                        f"guest: {result.err.strip()}", result)
 
-    def copy_from(self, guest_path: str, host_path: Path) -> None:
-        result = self.run(f"cat {shlex.quote(guest_path)}")
+    def copy_from(self, guest_path: str, host_path: Path,
+                  timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Copy a regular file out of the guest, byte for byte."""
+        _check_guest_path(guest_path)
+        with self._step(f"copying {guest_path} to {host_path}"):
+            result = self._call(f"copy from {guest_path}",
+                                lambda agent: agent.get(guest_path, timeout))
         if result.status != 0:
-            raise CommandFailed(f"{self.name}: cannot read {guest_path}", result)
-        Path(host_path).write_bytes(result.stdout)
-
-    def _quiet_run(self, command: str) -> None:
-        agent = self._require_agent()
-        result = agent.run(command, DEFAULT_TIMEOUT)
-        if result.status != 0:
-            raise CommandFailed(f"{self.name}: {command[:60]!r} failed", result)
+            raise CommandFailed(f"{self.name}: cannot read {guest_path} in the guest: "
+                                f"{result.err.strip()}", result)
+        try:
+            Path(host_path).write_bytes(result.stdout)
+        except OSError as e:
+            raise RustkmError(f"{self.name}: cannot write {host_path}: {e.strerror}") from None
 
     # -- kernel trouble -----------------------------------------------------------------
 
@@ -298,7 +481,7 @@ class Machine:
     def _stuck(self, error: GuestStuck, command: str, start: int) -> None:
         """The guest stopped answering: report what the kernel said, end this VM."""
         assert self._qemu is not None and self._console is not None
-        if self._qemu.alive():
+        if self._qemu.alive() and error.hung:
             # khungtaskd looks every hung_task_timeout_secs and needs a task to sit in D state
             # for a whole period, so a report can take up to twice that.
             first = self._console.wait_for(r"INFO: task .+ blocked|Kernel panic|BUG:",
@@ -310,9 +493,7 @@ class Machine:
         self._checked = len(lines)
         self.troubles.extend(found)
         qemu = self._qemu
-        self._qemu.kill()
-        self._console.join()
-        self._qemu = None
+        self._teardown()
         if found:
             raise KernelTrouble(found, repr(command)) from error
         raise GuestStuck(f"{self.name}: {error.message}",
@@ -322,19 +503,27 @@ class Machine:
     def _stop_reason(self) -> str | None:
         if self._qemu is not None and not self._qemu.alive():
             return f"QEMU exited with status {self._qemu.proc.returncode}"
-        if self._console is not None and any(
-                "Kernel panic - not syncing" in line for line in self._console.lines[-50:]):
+        if self._console is None:
+            return None
+        lines = self._console.snapshot(max(self._request_mark, len(self._console.lines) - 50))
+        if any("Kernel panic - not syncing" in line for line in lines):
             return "the kernel panicked"
+        for line in lines:
+            died = _AGENT_DIED.match(line)
+            if died:
+                return f"the guest agent died (exit status {died.group(1)}): {line}"
         return None
 
     # -- logs ---------------------------------------------------------------------------
 
     @property
     def console_log(self) -> str:
+        """Everything the guest's console printed so far (kernel log included), as text."""
         return self._console.text if self._console else ""
 
     @property
     def console_path(self) -> Path:
+        """The file the console is logged to while the VM runs."""
         return self.workdir / "console.log"
 
     def _console_tail(self, lines: int = 40) -> str:
@@ -357,6 +546,21 @@ class Machine:
             yield
 
 
+def _check_guest_path(path: str) -> None:
+    if not path.startswith("/"):
+        raise RustkmError(f"guest path {path!r} is not absolute",
+                          hint="name files in the guest by absolute path, e.g. /tmp/data")
+
+
+def _loaded_name(ko: Path) -> str:
+    """The name the kernel lists a module under: its modinfo name, with - as _."""
+    try:
+        name = read_module(ko).name or ko.stem
+    except Exception:  # noqa: BLE001 (insmod itself judges the file; this only names it)
+        name = ko.stem
+    return name.replace("-", "_")
+
+
 def _param(value: object) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
@@ -375,13 +579,14 @@ def boot(kernel: object = None, modules: Sequence[Path] = (), *,
     from rustkm.guest_tools import guest_tools
 
     spec = InitramfsSpec(modules=tuple(Path(m).resolve() for m in modules),
-                         files=(*guest_tools(),
-                                *((g, Path(h).resolve()) for g, h in files)),
-                         busybox=toolchain_busybox(tc))
-    workdir = Path(tempfile.mkdtemp(prefix=f"rustkm-{name}-", dir="/tmp"))
+                         files=tuple(guest_tools()),
+                         busybox=toolchain_busybox(tc),
+                         agent_virtio=VIRTIO_AGENT_PORT if _channel(image) == "virtio" else "")
+    workdir = make_workdir(name)
     if options is None:
         options = VmOptions(memory_mb=max(VmOptions.memory_mb, getattr(kernel, "memory_mb", 0)))
-    machine = Machine(name, tc, image, spec, options, workdir)
+    machine = Machine(name, tc, image, spec, options, workdir,
+                      [(g, Path(h).resolve()) for g, h in files])
     try:
         machine.start()
         yield machine
@@ -395,13 +600,36 @@ def boot(kernel: object = None, modules: Sequence[Path] = (), *,
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _channel(kernel: GuestKernel) -> str:
+    """The agent's channel: virtio-serial where the kernel has it, else the serial port;
+    RUSTKM_CHANNEL=serial forces the serial port (to compare, or to rule virtio out)."""
+    wanted = os.environ.get("RUSTKM_CHANNEL", "auto")
+    if wanted not in ("auto", "virtio", "serial"):
+        raise RustkmError(f"RUSTKM_CHANNEL={wanted!r} is not a channel",
+                          hint="use auto, virtio or serial")
+    if wanted == "virtio" and not kernel.virtio:
+        raise RustkmError(f"RUSTKM_CHANNEL=virtio, but {kernel.image} has no virtio-pci and "
+                          "virtio-console built in")
+    return "virtio" if kernel.virtio and wanted != "serial" else "serial"
+
+
+def _has_virtio(config: Path) -> bool:
+    try:
+        text = config.read_text()
+    except OSError:
+        return False
+    return all(f"\nCONFIG_{option}=y\n" in text for option in ("VIRTIO_PCI", "VIRTIO_CONSOLE"))
+
+
 def _kernel_image(kernel: object) -> GuestKernel:
     from rustkm.kernel.build import KernelBuild
 
     if isinstance(kernel, GuestKernel):
         return kernel
     if isinstance(kernel, KernelBuild):
-        return GuestKernel(kernel.image, kernel.release)
+        # A distribution's kernel has virtio as modules the initramfs lacks: serial port.
+        virtio = not kernel.image_path and _has_virtio(kernel.config)
+        return GuestKernel(kernel.image, kernel.release, virtio)
     if isinstance(kernel, (str, Path)):
         path = Path(kernel)
         if not path.is_file():

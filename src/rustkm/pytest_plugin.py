@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from rustkm.errors import printable
 from rustkm.guest_tools import user_program
 from rustkm.kernel.build import KernelBuild
 from rustkm.machine import Machine, boot
@@ -101,5 +102,25 @@ def pytest_runtest_makereport(item: pytest.Item,
     outcome = yield
     report = outcome.get_result()
     machine = getattr(item, "funcargs", {}).get("vm")
+    if report.when == "setup" and isinstance(machine, Machine) and machine.boot_how:
+        report.user_properties.append(("rustkm_boot", machine.boot_how))
     if report.failed and isinstance(machine, Machine):
-        report.sections.append(("rustkm guest console", machine.console_log[-20000:]))
+        report.sections.append(("rustkm guest console", printable(machine.console_log[-20000:])))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """How each test's VM started: restored from a snapshot or booted cold, and why (-v)."""
+    how: list[tuple[str, str]] = []
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "rustkm_boot":
+                    how.append((report.nodeid, str(value)))
+    if not how:
+        return
+    restored = sum(1 for _, value in how if value.startswith("restored"))
+    terminalreporter.write_sep("-", f"rustkm: {restored} VM(s) restored from snapshots, "
+                                    f"{len(how) - restored} booted cold")
+    if config.option.verbose > 0:
+        for nodeid, value in sorted(how):
+            terminalreporter.write_line(f"{nodeid}: {value}")

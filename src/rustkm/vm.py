@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import ctypes
 import os
+import queue
 import signal
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rustkm.errors import RustkmError
+from rustkm.log import say
 from rustkm.toolchain import Toolchain
+from rustkm.workdir import record_qemu
 
 _PR_SET_PDEATHSIG = 1
 
@@ -38,10 +43,16 @@ def kernel_cmdline(options: VmOptions) -> str:
 
 
 QBOOT = "/usr/share/qemu/qboot.rom"
+# The agent's virtio-serial port, as guest/init looks for it in /sys/class/virtio-ports.
+VIRTIO_AGENT_PORT = "rustkm.agent"
 
 
 def qemu_argv(kernel: Path, initramfs: Path, options: VmOptions, accel: str,
-              console_sock: Path, agent_sock: Path, firmware: str | None = None) -> list[str]:
+              console_sock: Path, agent_sock: Path, firmware: str | None = None,
+              virtio: bool = False) -> list[str]:
+    """QEMU's command line. With `virtio` the agent talks over a virtio-serial port (raw
+    bytes at memory speed) and the guest gets virtio-rng; its serial slot (ttyS1) stays, empty,
+    so that the shell keeps ttyS2."""
     # qboot boots faster than SeaBIOS and its MP table lists every vCPU (SeaBIOS's listed
     # only the first one, so a kernel without ACPI saw one CPU).
     argv = ["qemu-system-x86_64", "-accel", accel, "-cpu", "host" if accel == "kvm" else "max",
@@ -52,8 +63,14 @@ def qemu_argv(kernel: Path, initramfs: Path, options: VmOptions, accel: str,
             "-chardev", f"socket,id=console,path={console_sock},server=on,wait=on",
             "-serial", "chardev:console",
             *(["-bios", firmware] if firmware else []),
-            "-chardev", f"socket,id=agent,path={agent_sock},server=on,wait=on",
-            "-serial", "chardev:agent"]
+            "-chardev", f"socket,id=agent,path={agent_sock},server=on,wait=on"]
+    if virtio:
+        argv += ["-serial", "null",
+                 "-device", "virtio-serial-pci,id=vser0",
+                 "-device", f"virtserialport,bus=vser0.0,chardev=agent,name={VIRTIO_AGENT_PORT}",
+                 "-device", "virtio-rng-pci"]
+    else:
+        argv += ["-serial", "chardev:agent"]
     if options.shell_port:
         shell_sock = console_sock.with_name("shell.sock")
         argv += ["-chardev", f"socket,id=shell,path={shell_sock},server=on,wait=off",
@@ -70,6 +87,47 @@ def _die_with_parent() -> None:
     os.setsid()  # Ctrl-C in the terminal goes to us; we decide when QEMU ends.
 
 
+class _Spawner:
+    """Starts QEMU processes from one thread that lives as long as this process.
+
+    PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, not the process: a
+    QEMU started from a short-lived worker thread died with that thread. Forking from a thread
+    that never ends ties QEMU's life to the process, as intended.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.Queue[tuple[Callable[[], object], queue.Queue[object]]] = \
+            queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def call(self, start: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="rustkm-spawner",
+                                                daemon=True)
+                self._thread.start()
+        answer: queue.Queue[object] = queue.Queue(1)
+        self._requests.put((start, answer))
+        result = answer.get()
+        if isinstance(result, BaseException):
+            raise result
+        assert isinstance(result, subprocess.Popen)
+        return result
+
+    def _serve(self) -> None:
+        while True:
+            start, answer = self._requests.get()
+            try:
+                answer.put(start())
+            except BaseException as e:  # noqa: BLE001 (handed to the caller's thread)
+                answer.put(e)
+
+
+_spawner = _Spawner()
+_KILL_WAIT = 10.0
+
+
 class QemuProcess:
     """A started QEMU with both serial ports connected. `kill()` is idempotent."""
 
@@ -77,9 +135,11 @@ class QemuProcess:
         self.workdir = workdir
         self.stderr_path = workdir / "qemu.stderr"
         self._stderr = self.stderr_path.open("wb")
-        self.proc = subprocess.Popen(tc.wrap(argv, binds=binds), stdin=subprocess.DEVNULL,
-                                     stdout=self._stderr, stderr=self._stderr,
-                                     preexec_fn=_die_with_parent)  # noqa: PLW1509 (PDEATHSIG only)
+        command = tc.wrap(argv, binds=binds)
+        self.proc = _spawner.call(lambda: subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr,
+            preexec_fn=_die_with_parent))  # noqa: PLW1509 (PDEATHSIG only)
+        record_qemu(workdir, self.proc.pid)
         self.console: socket.socket | None = None
         self.agent: socket.socket | None = None
 
@@ -128,7 +188,11 @@ class QemuProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            self.proc.wait()
+            try:
+                self.proc.wait(_KILL_WAIT)
+            except subprocess.TimeoutExpired:
+                say(f"QEMU (pid {self.proc.pid}) did not end {_KILL_WAIT:.0f} s after SIGKILL "
+                    "(stuck in the host kernel?); leaving it")
         for sock in (self.console, self.agent):
             if sock is not None:
                 sock.close()

@@ -13,7 +13,7 @@ _SET = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
 _UNSET = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set$")
 
 # The fragments every kernel gets, in order; the debug lane adds debug.config.
-BASE_FRAGMENTS = ("qemu-guest", "diagnostics", "modules", "rust")
+BASE_FRAGMENTS = ("qemu-guest", "diagnostics", "modules", "rust", "devices")
 DEBUG_FRAGMENTS = ("debug",)
 
 

@@ -1,0 +1,87 @@
+"""The QEMU Machine Protocol: one small client for every QMP use (snapshots, devices, dumps)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from rustkm.errors import RustkmError
+
+
+class QmpError(RustkmError):
+    """QEMU refused a QMP command (its class and description are in the message)."""
+
+
+class QmpClient:
+    """A connected QMP monitor. Events are kept in `events`, in the order they came."""
+
+    def __init__(self, path: Path, timeout: float = 30.0) -> None:
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._sock.connect(str(path))
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                if time.monotonic() > deadline:
+                    raise RustkmError(f"QEMU did not open its monitor {path} in "
+                                      f"{timeout:.0f} s") from None
+                time.sleep(0.01)
+        self._sock.settimeout(timeout)
+        self._buffer = b""
+        self.events: list[dict[str, Any]] = []
+        greeting = self._read()
+        if "QMP" not in greeting:
+            raise RustkmError(f"not a QMP greeting: {greeting!r}")
+        self.execute("qmp_capabilities")
+
+    def _read(self) -> dict[str, Any]:
+        while b"\n" not in self._buffer:
+            try:
+                chunk = self._sock.recv(65536)
+            except TimeoutError:
+                raise RustkmError("QEMU's monitor did not answer") from None
+            if not chunk:
+                raise RustkmError("QEMU's monitor closed (QEMU exited?)")
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    def execute(self, command: str, **arguments: Any) -> Any:
+        """Run one command; returns its `return` value, raises QmpError with QEMU's reason."""
+        request: dict[str, Any] = {"execute": command}
+        if arguments:
+            request["arguments"] = arguments
+        self._sock.sendall(json.dumps(request).encode() + b"\n")
+        while True:
+            reply = self._read()
+            if "event" in reply:
+                self.events.append(reply)
+                continue
+            if "error" in reply:
+                error = reply["error"]
+                raise QmpError(f"QEMU refused {command}: {error.get('desc', error)}")
+            return reply.get("return")
+
+    def wait_event(self, name: str, timeout: float) -> dict[str, Any]:
+        """The first event called `name` (already received, or arriving within `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, event in enumerate(self.events):
+                if event.get("event") == name:
+                    return self.events.pop(i)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RustkmError(f"QEMU sent no {name} event in {timeout:.0f} s")
+            self._sock.settimeout(left)
+            try:
+                self.events.append(self._read())
+            finally:
+                self._sock.settimeout(30.0)
+
+    def close(self) -> None:
+        self._sock.close()

@@ -1,0 +1,71 @@
+"""A VM's temporary folder (sockets, console log), and the removal of those whose owner died.
+
+Each folder names its owner process (pid and start time, so a reused pid does not count) and,
+once started, its QEMU. A folder is stale when neither is alive any more: a process killed with
+SIGKILL cannot clean up after itself, so the next VM started on the machine does it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+PREFIX = "rustkm-"
+_OWNER = "owner"
+_QEMU = "qemu.pid"
+
+
+def process_identity(pid: int) -> str | None:
+    """`pid:starttime`, or None when no such process exists."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()
+    return f"{pid}:{fields[19]}" if len(fields) > 19 else None
+
+
+def _alive(record: Path) -> bool:
+    try:
+        identity = record.read_text().strip()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # unreadable: not ours to judge
+    pid, _, _ = identity.partition(":")
+    return pid.isdigit() and process_identity(int(pid)) == identity
+
+
+def remove_stale(base: Path) -> list[Path]:
+    """Remove the VM folders under `base` whose owner and QEMU are both gone."""
+    removed = []
+    for folder in base.glob(f"{PREFIX}*"):
+        owner = folder / _OWNER
+        try:
+            if not folder.is_dir() or folder.is_symlink() or folder.stat().st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        if not owner.exists() or _alive(owner) or _alive(folder / _QEMU):
+            continue  # being made right now, or still in use
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def make_workdir(name: str, base: Path | None = None) -> Path:
+    """A fresh folder for one VM, after sweeping the stale ones."""
+    base = base or Path("/tmp")  # the toolchain's sandbox shares the host's /tmp, not $TMPDIR
+    remove_stale(base)
+    folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{name}-", dir=base))
+    identity = process_identity(os.getpid())
+    (folder / _OWNER).write_text(f"{identity}\n")
+    return folder
+
+
+def record_qemu(folder: Path, pid: int) -> None:
+    identity = process_identity(pid)
+    if identity:
+        (folder / _QEMU).write_text(f"{identity}\n")

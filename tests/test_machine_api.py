@@ -1,0 +1,164 @@
+"""The Machine API against hostile input: file names, paths, guest text, killed owners, threads."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from rustkm.errors import RustkmError, printable
+from rustkm.machine import CommandFailed, boot
+from rustkm.workdir import make_workdir, process_identity, remove_stale
+
+PRINTERFACT = pytest.mark.rustkm(modules=["../kmods/printerfact"])
+
+
+def _printerfact_ko(vm) -> Path:
+    return next(m for m in vm.spec.modules if m.name == "printerfact.ko")
+
+
+@PRINTERFACT
+def test_a_module_file_name_cannot_inject_a_command(vm, tmp_path):
+    hostile = tmp_path / "pf;touch $HOME-pwned;true #.ko"
+    shutil.copy(_printerfact_ko(vm), hostile)
+    vm.insmod(hostile)
+    assert vm.succeed("cat /dev/printerfact")
+    assert vm.run("ls /root-pwned /-pwned 2>/dev/null").stdout == b""
+    vm.rmmod("printerfact")
+
+
+@PRINTERFACT
+def test_insmod_that_loads_nothing_is_not_a_success(vm, tmp_path, monkeypatch):
+    # busybox sh runs its own insmod whatever PATH says: an insmod that exits 0 and loads
+    # nothing is had by running `true` in its place (in the real guest).
+    real_run = vm.run
+    monkeypatch.setattr(vm, "run", lambda command, timeout=60: real_run(
+        "true" if command.startswith("insmod ") else command, timeout))
+    with pytest.raises(CommandFailed, match="reported success, but no module 'printerfact'"):
+        vm.insmod("printerfact")
+    monkeypatch.undo()
+    empty = tmp_path / "pf;true #.ko"
+    empty.write_bytes(b"")
+    with pytest.raises(CommandFailed, match=r"insmod pf;true #.ko failed: insmod: short read"):
+        vm.insmod(empty)
+    with pytest.raises(RustkmError, match="does not exist"):
+        vm.insmod(tmp_path / "missing.ko")
+
+
+def test_paths_that_look_like_options_or_are_missing_are_refused(vm, tmp_path):
+    with pytest.raises(RustkmError, match="not absolute"):
+        vm.copy_from("-n", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(CommandFailed, match="No such file"):
+        vm.copy_from("/nonexistent", tmp_path / "out")
+    with pytest.raises(CommandFailed, match="Is a directory"):
+        vm.copy_from("/tmp", tmp_path / "out")
+    with pytest.raises(RustkmError, match="cannot copy .* No such file"):
+        vm.copy_to(tmp_path / "missing", "/tmp/x")
+    with pytest.raises(RustkmError, match="not absolute"):
+        vm.copy_to(Path(__file__), "relative")
+
+
+def test_copies_keep_every_byte_and_the_mode(vm, tmp_path):
+    data = os.urandom(3_000_000)
+    source = tmp_path / "blob"
+    source.write_bytes(data)
+    source.chmod(0o751)
+    vm.copy_to(source, "/tmp/blob")
+    assert vm.succeed("stat -c %a /tmp/blob").strip() == "751"
+    vm.copy_from("/tmp/blob", tmp_path / "back")
+    assert (tmp_path / "back").read_bytes() == data
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    vm.copy_to(empty, "/tmp/blob")
+    assert vm.succeed("wc -c < /tmp/blob").strip() == "0"
+
+
+def test_guest_text_reaches_no_terminal_raw(vm):
+    vm.succeed(r"printf 'evil \033[2J\033]0;owned' > /dev/kmsg")
+    with pytest.raises(CommandFailed) as failure:
+        vm.succeed(r"printf '\033[2J\033]0;title\007\233x'; exit 1")
+    shown = str(failure.value)
+    assert "\x1b" not in shown and "\x07" not in shown and "\x9b" not in shown
+    assert "\\x1b[2J" in shown
+
+
+def test_printable_escapes_controls_and_keeps_lines():
+    assert printable("a\x1b[2J\tb\nc\r\x00\x7f\x9b") == "a\\x1b[2J\tb\nc\\x0d\\x00\\x7f\\x9b"
+
+
+def _dead_process_identity() -> str:
+    proc = subprocess.Popen(["sleep", "60"])
+    identity = process_identity(proc.pid)
+    proc.kill()
+    proc.wait()
+    assert identity is not None
+    return identity
+
+
+def test_stale_vm_folders_are_removed_and_live_ones_kept(tmp_path):
+    stale = tmp_path / "rustkm-machine-stale"
+    stale.mkdir()
+    (stale / "owner").write_text(_dead_process_identity())
+    (stale / "console.log").write_text("old")
+    qemu_alive = tmp_path / "rustkm-machine-qemu"
+    qemu_alive.mkdir()
+    (qemu_alive / "owner").write_text(_dead_process_identity())
+    (qemu_alive / "qemu.pid").write_text(process_identity(os.getpid()) or "")
+    being_made = tmp_path / "rustkm-machine-new"
+    being_made.mkdir()
+    live = make_workdir("machine", tmp_path)
+    assert not stale.exists()
+    assert live.exists() and qemu_alive.exists() and being_made.exists()
+    assert remove_stale(tmp_path) == []
+
+
+def test_a_vm_folder_left_by_a_killed_owner_goes_at_the_next_start(kernel, tmp_path):
+    script = tmp_path / "owner.py"
+    script.write_text(textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from rustkm.machine import GuestKernel, boot
+        with boot(GuestKernel(Path({str(kernel.image)!r}))) as vm:
+            print(vm.workdir, flush=True)
+            time.sleep(600)
+    """))
+    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert owner.stdout is not None
+    workdir = Path(owner.stdout.readline().strip())
+    assert workdir.is_dir()
+    qemu = (workdir / "qemu.pid").read_text().split(":")[0]
+    owner.kill()
+    owner.wait(timeout=60)
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{qemu}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # QEMU dies with its owner, a moment later
+    assert workdir.exists()
+    with boot(kernel) as vm:
+        vm.succeed("true")
+        assert not workdir.exists()
+
+
+def test_a_vm_started_in_a_worker_thread_outlives_the_thread(kernel):
+    holder: dict[str, object] = {}
+
+    def start() -> None:
+        context = boot(kernel, name="threaded")
+        holder["context"] = context
+        holder["vm"] = context.__enter__()
+
+    worker = threading.Thread(target=start)
+    worker.start()
+    worker.join(timeout=120)
+    vm = holder["vm"]
+    try:
+        assert vm.succeed("echo alive") == "alive\n"  # type: ignore[attr-defined]
+    finally:
+        holder["context"].__exit__(None, None, None)  # type: ignore[attr-defined]
