@@ -7,7 +7,7 @@ import hashlib
 from importlib import resources
 from pathlib import Path
 
-from rustkm.cache import locked
+from rustkm.cache import publish_once
 from rustkm.errors import RustkmError
 from rustkm.toolchain import ensure_toolchain, store_dir
 
@@ -36,22 +36,16 @@ def user_program(source: Path) -> tuple[str, Path]:
 def _cached_build(source_name: str, source: bytes) -> Path:
     digest = hashlib.sha256(source).hexdigest()[:16]
     binary = store_dir() / "guest-tools" / f"{Path(source_name).stem}-{digest}"
-    if not binary.exists():
-        with locked(binary, f"building {source_name}"):
-            if not binary.exists():
-                _compile(source, binary)
-    return binary
+    return publish_once(binary, f"building {source_name}",
+                        lambda private: _compile(source, private))
 
 
 def _compile(source: bytes, binary: Path) -> None:
-    binary.parent.mkdir(parents=True, exist_ok=True)
+    """gcc into `binary`, a path in a private folder that also holds the source."""
     src = binary.with_suffix(".c")
     src.write_bytes(source)
-    partial = binary.with_suffix(".partial")
     # Always the default (trixie) toolchain: a static program runs under any kernel lane.
     result = ensure_toolchain().run(["gcc", "-static", "-Os", "-Wall", "-Werror", "-o",
-                                     str(partial), str(src)], check=False)
+                                     str(binary), str(src)], check=False)
     if result.returncode != 0:
-        src.unlink(missing_ok=True)
         raise RustkmError(f"guest program {src.name} does not compile:\n{result.stdout}")
-    partial.rename(binary)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from rustkm.cache import cache_key
+from rustkm.cache import write_atomic
 from rustkm.errors import RustkmError
 from rustkm.toolchain import Toolchain, store_dir
 
@@ -127,9 +127,7 @@ def write_initramfs(spec: InitramfsSpec) -> Path:
     folder.mkdir(exist_ok=True)
     path = folder / f"{digest}.cpio"
     if not path.exists():
-        tmp = path.with_suffix(f".{cache_key(digest)}.tmp")
-        tmp.write_bytes(data)
-        tmp.rename(path)
+        write_atomic(path, data)  # same content from any writer: the last rename wins
     return path
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rustkm.cache import cache_key, locked
+from rustkm.cache import cache_key, locked, write_atomic
 from rustkm.errors import RustkmError
 from rustkm.kernel.config import Fragment, merge, missing, parse_config, render
 from rustkm.kernel.source import KernelSource
@@ -65,6 +65,11 @@ class KernelBuild:
     def symvers(self) -> Path:
         return self.build_dir / "Module.symvers"
 
+    @staticmethod
+    def finished(build_dir: Path) -> bool:
+        """Whether `build_dir` holds a finished build: its stamp is written last."""
+        return (build_dir / _STAMP).exists()
+
     @classmethod
     def load(cls, build_dir: Path) -> KernelBuild:
         data = json.loads((build_dir / _STAMP).read_text())
@@ -75,9 +80,17 @@ class KernelBuild:
         data["make_vars"] = tuple(data.get("make_vars", ()))
         return cls(**data)
 
-    def save(self) -> None:
+    def save(self, into: Path | None = None) -> None:
+        """Write the stamp that makes the build usable, whole, in build_dir (or in `into`, a
+        private folder that becomes build_dir when it is published)."""
         data = asdict(self)
-        (self.build_dir / _STAMP).write_text(json.dumps(data, default=str, indent=2) + "\n")
+        write_atomic((into or self.build_dir) / _STAMP,
+                     json.dumps(data, default=str, indent=2) + "\n")
+
+
+def out_of_tree_make(tree: Path, build_dir: Path, *args: str) -> list[str]:
+    """The kbuild command line for the source `tree` building into `build_dir` (O=)."""
+    return ["make", "-C", str(tree), f"O={build_dir}", *args]
 
 
 def make_args(jobs: int | None = None) -> list[str]:
@@ -108,10 +121,10 @@ def ensure_kernel(tc: Toolchain, source: KernelSource, fragments: list[Fragment]
     build_dir = (kernels_dir or store_dir() / "kernels") / key
     immutable = source.origin.startswith("debian:")
     names = tuple(f.name for f in fragments)
-    if immutable and (build_dir / _STAMP).exists():
+    if immutable and KernelBuild.finished(build_dir):
         return _cached(build_dir, names)  # the no-op: nothing that keys the build changed
     with locked(build_dir, f"kernel build {key}"):
-        if immutable and (build_dir / _STAMP).exists():
+        if immutable and KernelBuild.finished(build_dir):
             return _cached(build_dir, names)
         build_dir.mkdir(parents=True, exist_ok=True)
         redo = discard_interrupted(build_dir)
@@ -178,7 +191,7 @@ def configure(tc: Toolchain, source: KernelSource, fragments: list[Fragment],
 
 def _make(tc: Toolchain, source: KernelSource, build_dir: Path, targets: list[str],
           jobs: int | None = 1) -> str:
-    argv = ["make", "-C", str(source.tree), f"O={build_dir}", *make_args(jobs), *targets]
+    argv = out_of_tree_make(source.tree, build_dir, *make_args(jobs), *targets)
     proc = tc.run(argv, cwd=build_dir, env=ccache_env(), binds=[source.tree], check=False)
     if proc.returncode != 0:
         raise _build_failure(proc.stdout or "", " ".join(targets))
@@ -204,9 +217,8 @@ def _build_failure(output: str, what: str, causes: list[str] | None = None) -> R
 def _compile(tc: Toolchain, source: KernelSource, build_dir: Path, key: str,
              jobs: int | None) -> None:
     counts_file = store_dir() / "kernels" / "object-counts.json"
-    counts = json.loads(counts_file.read_text()) if counts_file.exists() else {}
-    expected = counts.get(key)
-    argv = tc.wrap(["make", "-C", str(source.tree), f"O={build_dir}", *make_args(jobs)],
+    expected = _object_counts(counts_file).get(key)
+    argv = tc.wrap(out_of_tree_make(source.tree, build_dir, *make_args(jobs)),
                    cwd=build_dir, env=ccache_env(), binds=[source.tree])
     tail: list[str] = []
     causes: list[str] = []
@@ -245,5 +257,15 @@ def _compile(tc: Toolchain, source: KernelSource, build_dir: Path, key: str,
             raise _build_failure("".join(tail), "(kernel build)", causes)
         say(f"{done} build steps")
     if done > 100:
-        counts[key] = done
-        counts_file.write_text(json.dumps(counts))
+        with locked(counts_file, "the kernel build step counts"):  # builds of other keys
+            counts = _object_counts(counts_file)
+            counts[key] = done
+            write_atomic(counts_file, json.dumps(counts))
+
+
+def _object_counts(counts_file: Path) -> dict[str, int]:
+    """Build steps of each finished build, by key: the progress bar's total."""
+    try:
+        return dict(json.loads(counts_file.read_text()))
+    except (FileNotFoundError, ValueError):
+        return {}

@@ -1,0 +1,193 @@
+"""Cache entries under concurrency: many processes and threads at once, killed builders. The
+real functions run; only the build itself is faked (a builder callable). No VM, no kernel."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from racing import FORK, run_in_processes
+
+from rustkm.cache import publish_once, write_atomic
+from rustkm.errors import RustkmError
+from rustkm.initramfs import InitramfsSpec, build_initramfs, write_initramfs
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUSTKM_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+# Initramfs images (issue item 10)
+
+def initramfs_spec(tmp_path: Path) -> InitramfsSpec:
+    busybox, agent = tmp_path / "busybox", tmp_path / "agent"
+    busybox.write_bytes(os.urandom(3 << 20))  # big enough for writes to overlap
+    agent.write_bytes(b"#!/bin/sh\n")
+    return InitramfsSpec(busybox=busybox, files=(("/rustkm/agent", agent),))
+
+
+def test_80_concurrent_initramfs_writers_never_show_a_reader_half_an_archive(tmp_path, cache):
+    spec = initramfs_spec(tmp_path)
+    expected = build_initramfs(spec)
+    folder = cache / "store" / "initramfs"
+    folder.mkdir(parents=True)
+    done = threading.Event()
+    seen: list[str] = []
+
+    def reader() -> None:
+        while not done.is_set():
+            for path in folder.glob("*.cpio"):
+                try:
+                    data = path.read_bytes()
+                except FileNotFoundError:
+                    continue
+                if data != expected:
+                    seen.append(f"{path.name}: {len(data)} of {len(expected)} bytes")
+
+    def four_processes_of_20_threads(i: int) -> None:
+        barrier, failures = threading.Barrier(20), []
+
+        def write() -> None:
+            barrier.wait()
+            try:
+                write_initramfs(spec)
+            except Exception as e:  # noqa: BLE001 (counted below)
+                failures.append(e)
+
+        threads = [threading.Thread(target=write) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if failures:
+            raise RuntimeError(f"{len(failures)} of 20 writes failed: {failures[0]!r}")
+
+    watcher = threading.Thread(target=reader)
+    watcher.start()
+    try:
+        errors = run_in_processes(four_processes_of_20_threads, 4)
+    finally:
+        done.set()
+        watcher.join()
+    assert errors == []
+    assert seen == []
+    assert [p.read_bytes() == expected for p in folder.iterdir()] == [True]  # no temporaries
+
+
+# publish_once (issue item 12)
+
+def slow_builder(log: Path):
+    """A builder that writes its entry in pieces and notes each call in `log`."""
+    def build(private: Path) -> None:
+        with log.open("a") as f:
+            f.write(f"{os.getpid()}\n")
+        with private.open("wb") as f:
+            for _ in range(10):
+                f.write(b"x" * 1000)
+                f.flush()
+                time.sleep(0.02)
+    return build
+
+
+def test_two_processes_publishing_one_entry_build_it_once_and_both_get_it_whole(tmp_path):
+    dest, log = tmp_path / "entry", tmp_path / "builds"
+
+    def publish(i: int) -> None:
+        got = publish_once(dest, "the entry", slow_builder(log))
+        assert got.read_bytes() == b"x" * 10000
+
+    assert run_in_processes(publish, 2) == []
+    assert len(log.read_text().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["builds", "entry", "entry.lock"]
+
+
+def test_a_killed_builders_private_folder_is_removed_by_the_next_builder(tmp_path):
+    dest, started = tmp_path / "tree", tmp_path / "started"
+
+    def build_then_hang(private: Path) -> None:
+        private.mkdir()
+        (private / "half").write_text("half of it")
+        started.write_text("")
+        time.sleep(600)
+
+    killed = FORK.Process(target=publish_once, args=(dest, "the tree", build_then_hang))
+    killed.start()
+    while not started.exists():
+        time.sleep(0.01)
+    [leftover] = [p for p in tmp_path.iterdir() if p.name.startswith("tree.partial-")]
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.join()
+
+    def build(private: Path) -> None:
+        private.mkdir()
+        (private / "whole").write_text("all of it")
+
+    assert publish_once(dest, "the tree", build) == dest
+    assert [p.name for p in dest.iterdir()] == ["whole"]
+    assert not leftover.exists()
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
+
+
+def test_a_failed_build_leaves_nothing_and_the_next_call_builds_again(tmp_path):
+    dest = tmp_path / "file"
+
+    def fail(private: Path) -> None:
+        private.write_text("half")
+        raise RustkmError("the network went away")
+
+    with pytest.raises(RustkmError, match="network went away"):
+        publish_once(dest, "the file", fail)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.lock"]
+    publish_once(dest, "the file", lambda private: private.write_text("whole"))
+    assert dest.read_text() == "whole"
+
+
+def test_an_entry_that_is_not_ready_is_replaced(tmp_path):
+    # e.g. a folder an older rustkm extracted without its completion marker
+    dest = tmp_path / "headers"
+    dest.mkdir()
+    (dest / "half-extracted").write_text("")
+
+    def extract(private: Path) -> None:
+        private.mkdir()
+        (private / ".rustkm-complete").write_text("")
+
+    publish_once(dest, "the headers", extract, ready=lambda d: (d / ".rustkm-complete").exists())
+    assert [p.name for p in dest.iterdir()] == [".rustkm-complete"]
+
+
+def test_write_atomic_replaces_a_file_whole_for_every_reader(tmp_path):
+    path = tmp_path / "stamp.json"
+    versions = [bytes([65 + i]) * (1 << 20) for i in range(4)]
+    write_atomic(path, versions[0])
+
+    def writer(i: int) -> None:
+        for n in range(40):
+            write_atomic(path, versions[n % 4])
+
+    reads: list[bool] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            reads.append(path.read_bytes() in versions)
+
+    watcher = threading.Thread(target=reader)
+    watcher.start()
+    try:
+        assert run_in_processes(writer, 2) == []
+    finally:
+        stop.set()
+        watcher.join()
+    assert reads and all(reads)
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    assert [p.name for p in tmp_path.iterdir()] == ["stamp.json"]
+
+
+# Downloads and .deb extraction (issue item 9), with apt faked on PATH
