@@ -1,20 +1,33 @@
-"""Cache entries under concurrency: many processes and threads at once, killed builders. The
-real functions run; only the build itself is faked (a builder callable). No VM, no kernel."""
+"""Cache entries under concurrency: many processes and threads at once, killed builders, hung
+commands. The real functions run; only the network is faked (a builder callable, or fake
+`apt-get`/`apt-cache` programs on PATH that hand out local .deb files). No VM, no kernel."""
 
 from __future__ import annotations
 
 import os
 import signal
+import textwrap
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from racing import FORK, run_in_processes
+from racing import FORK, install_fake_apt, make_deb, needs_dpkg, run_in_processes
 
-from rustkm.cache import publish_once, write_atomic
+from rustkm import module as module_stage
+from rustkm import toolchain as toolchain_stage
+from rustkm.cache import publish_once, sha256_file, write_atomic
 from rustkm.errors import RustkmError
 from rustkm.initramfs import InitramfsSpec, build_initramfs, write_initramfs
+from rustkm.kernel import source as source_stage
+from rustkm.kernel.build import KernelBuild
+from rustkm.kernel.source import DebianArchive, KernelSource
+from rustkm.lockfile import LockedPackage
+from rustkm.module import build_module
+from rustkm.stock import _extract_deb
+from rustkm.toolchain import Toolchain, ensure_suite_toolchain
+
+HOST = Toolchain("host", None)
 
 
 @pytest.fixture(autouse=True)
@@ -191,3 +204,103 @@ def test_write_atomic_replaces_a_file_whole_for_every_reader(tmp_path):
 
 
 # Downloads and .deb extraction (issue item 9), with apt faked on PATH
+
+@pytest.fixture
+def fake_apt(tmp_path, monkeypatch):
+    return install_fake_apt(tmp_path, monkeypatch)
+
+
+@needs_dpkg
+def test_two_processes_downloading_one_package_both_get_it_checked(fake_apt, cache):
+    deb = make_deb(fake_apt, "linux-headers-test", {"usr/src/h": os.urandom(1 << 20)})
+    pkg = DebianArchive(HOST).resolve("linux-headers-test")
+    assert pkg.sha256 == sha256_file(deb)
+
+    def download(i: int) -> None:
+        got = DebianArchive(HOST).download(pkg)
+        assert sha256_file(got) == pkg.sha256
+
+    assert run_in_processes(download, 2) == []
+    debs = cache / "store" / "debs"
+    assert sorted(p.name for p in debs.iterdir() if not p.name.endswith(".lock")) == [
+        f"linux-headers-test_1.0-1_{pkg.sha256[:12]}.deb"]
+
+
+@needs_dpkg
+def test_a_download_with_another_sha256_is_refused_and_leaves_nothing(fake_apt, cache):
+    make_deb(fake_apt, "linux-headers-test", {"usr/src/h": b"one"})
+    pkg = DebianArchive(HOST).resolve("linux-headers-test")
+    changed = LockedPackage(pkg.package, pkg.version, "0" * 64, pkg.suite)
+    with pytest.raises(RustkmError, match="the lock says 0000"):
+        DebianArchive(HOST).download(changed)
+    assert [p.name for p in (cache / "store" / "debs").iterdir() if ".lock" not in p.name] == []
+
+
+@needs_dpkg
+def test_processes_extracting_one_deb_at_once_all_see_it_whole(tmp_path):
+    files = {f"usr/src/linux-headers-x/f{i}": b"x" * 100 for i in range(1500)}
+    deb = make_deb(tmp_path, "linux-headers-x", files)
+    dest = tmp_path / "stock" / "headers"
+
+    def extract(i: int) -> None:
+        got = _extract_deb(HOST, deb, dest)
+        for _ in range(2):  # and it stays whole while the others finish
+            assert len(list((got / "usr/src/linux-headers-x").iterdir())) == 1500
+            assert (got / ".rustkm-complete").exists()
+            time.sleep(0.3)
+
+    assert run_in_processes(extract, 3) == []
+
+
+# Timeouts (issue item 13)
+
+def test_a_command_past_its_timeout_is_stopped_with_what_it_started():
+    start = time.monotonic()
+    with pytest.raises(RustkmError, match=r"sh -c sleep 60 & sleep 60 did not finish within "
+                                          r"0\.5 s and was stopped"):
+        HOST.run(["sh", "-c", "sleep 60 & sleep 60"], timeout=0.5)
+    assert time.monotonic() - start < 10  # the background sleep held no pipe open
+
+
+def test_a_hung_apt_get_update_ends_in_an_error_naming_it(fake_apt, monkeypatch):
+    monkeypatch.setattr(source_stage, "APT_TIMEOUT", 0.5)
+    monkeypatch.setenv("FAKE_APT_HANG", "update")
+    with pytest.raises(RustkmError, match="apt-get -q update did not finish within 0.5 s"):
+        DebianArchive(HOST).versions("linux-source-7.2")
+
+
+def test_a_hung_module_build_ends_in_an_error_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(module_stage, "MODULE_BUILD_TIMEOUT", 1)
+    kernel_dir, folder = tmp_path / "kernel", tmp_path / "hello"
+    kernel_dir.mkdir()
+    (kernel_dir / "Makefile").write_text("all:\n\tsleep 60\n")
+    folder.mkdir()
+    (folder / "Kbuild").write_text("obj-m := hello.o\n")
+    kernel = KernelBuild("k", kernel_dir, KernelSource(tmp_path, "7.2.0", "test"), "host",
+                         "7.2.0", ())
+    with pytest.raises(RustkmError, match=r"make -C .*kernel M=.*hello .*did not finish "
+                                          r"within 1 s and was stopped"):
+        build_module(HOST, kernel, folder)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/bwrap").exists(),
+                    reason="the toolchain is made as root, with bubblewrap")
+def test_a_hung_mmdebstrap_ends_in_an_error_and_leaves_no_toolchain(tmp_path, monkeypatch,
+                                                                    cache):
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir()
+    (bin_dir / "mmdebstrap").write_text(textwrap.dedent("""\
+        #!/bin/sh
+        echo "I: pretending to download"
+        mkdir -p "$(echo "$@" | tr ' ' '\\n' | grep partial)"
+        sleep 600
+        """))
+    (bin_dir / "mmdebstrap").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setattr(toolchain_stage, "MMDEBSTRAP_TIMEOUT", 1)
+    start = time.monotonic()
+    with pytest.raises(RustkmError, match="mmdebstrap did not finish creating the toolchain "
+                                          "within 1 s"):
+        ensure_suite_toolchain("testing", ["busybox-static"])
+    assert time.monotonic() - start < 30
+    assert sorted(p.name for p in (cache / "toolchain" / "testing").iterdir()) == ["root.lock"]

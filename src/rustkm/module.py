@@ -12,6 +12,8 @@ from rustkm.kernel.build import KernelBuild, ccache_env
 from rustkm.log import step
 from rustkm.toolchain import Toolchain, store_dir
 
+# A module build that runs longer is taken as hung (a stuck compiler or a make loop).
+MODULE_BUILD_TIMEOUT = 15 * 60
 _OBJ_M = re.compile(r"^\s*obj-m\s*[:+]?=\s*(.+)$", re.MULTILINE)
 
 
@@ -63,7 +65,7 @@ def build_module(tc: Toolchain, kernel: KernelBuild, folder: Path,
     with locked(output, f"the build of {folder.name}"), step(f"building {folder.name}"):
         proc = tc.run(argv, cwd=folder, env=ccache_env(),
                       binds=[kernel.source.tree, folder.parent, _project_root(folder),
-                             *extra_binds], check=False)
+                             *extra_binds], check=False, timeout=MODULE_BUILD_TIMEOUT)
     if proc.returncode == 0 and clippy and "warning:" in (proc.stdout or ""):
         raise RustkmError(f"clippy has warnings for {folder}",
                           details=_compiler_messages(proc.stdout or ""))

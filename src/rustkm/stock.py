@@ -15,9 +15,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from rustkm.cache import cache_key, locked
+from rustkm.cache import cache_key, publish_once
 from rustkm.errors import RustkmError
-from rustkm.kernel.build import KernelBuild
+from rustkm.kernel.build import KernelBuild, out_of_tree_make
 from rustkm.kernel.config import parse_config
 from rustkm.kernel.source import DebianArchive, fetch_source
 from rustkm.lockfile import Lock, LockedPackage
@@ -112,12 +112,13 @@ def _pin(lock: Lock, archive: DebianArchive, package: str, version: str | None) 
 
 
 def _extract_deb(tc: Toolchain, deb: Path, dest: Path) -> Path:
-    if not (dest / ".rustkm-complete").exists():
-        shutil.rmtree(dest, ignore_errors=True)
-        dest.mkdir(parents=True)
-        tc.run(["dpkg-deb", "-x", str(deb), str(dest)], binds=[deb.parent, dest])
-        (dest / ".rustkm-complete").write_text(deb.name + "\n")
-    return dest
+    def extract(private: Path) -> None:
+        private.mkdir()
+        tc.run(["dpkg-deb", "-x", str(deb), str(private)], binds=[deb.parent, private])
+        (private / ".rustkm-complete").write_text(deb.name + "\n")
+
+    return publish_once(dest, f"the contents of {deb.name}", extract,
+                        ready=lambda d: (d / ".rustkm-complete").exists())
 
 
 def choose_toolchain_suite(archives: dict[str, DebianArchive],
@@ -224,30 +225,30 @@ def _prepare_metadata(tc: Toolchain, source, release: str,  # type: ignore[no-un
                       needs: StockToolchainNeeds, header_tree: Path, vmlinuz: Path,
                       key: str) -> KernelBuild:
     build_dir = store_dir() / "stock" / release / f"build-{key}"
-    stamp = build_dir / "rustkm-build.json"
-    if stamp.exists():
-        return KernelBuild.load(build_dir)
     make_vars = (f"CC={needs.compiler}", f"HOSTCC={needs.compiler}",
                  f"KERNELRELEASE={release}")
-    with locked(build_dir, f"the Rust metadata for {release}"):
-        if stamp.exists():
-            return KernelBuild.load(build_dir)
-        build_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copy(header_tree / ".config", build_dir / ".config")
-        argv = ["make", "-C", str(source.tree), f"O={build_dir}", *make_vars]
+    build = KernelBuild(key=f"stock-{key}", build_dir=build_dir, source=source,
+                        toolchain=tc.name, release=release, fragments=(), make_vars=make_vars,
+                        image_path=str(vmlinuz), memory_mb=STOCK_MEMORY_MB)
+
+    def prepare(private: Path) -> None:
+        # Built in a private folder, then renamed: kbuild names the objects of an O= folder
+        # relative to it (`rustkm export` copies one elsewhere, and modules build there).
+        private.mkdir()
+        shutil.copy(header_tree / ".config", private / ".config")
+        argv = out_of_tree_make(source.tree, private, *make_vars)
         with step(f"regenerating the Rust metadata of {release} (modules_prepare)"):
-            tc.run([*argv, "olddefconfig"], cwd=build_dir, binds=[source.tree])
-            final = parse_config((build_dir / ".config").read_text())
+            tc.run([*argv, "olddefconfig"], cwd=private, binds=[source.tree])
+            final = parse_config((private / ".config").read_text())
             if final.get("RUST") != "y":
                 raise RustkmError(f"CONFIG_RUST did not survive olddefconfig for {release}",
                                   hint="the toolchain differs from the kernel's; see "
                                        "`rustkm doctor --config` on the headers' .config")
-            tc.run([*argv, "-j2", "modules_prepare"], cwd=build_dir, binds=[source.tree])
+            tc.run([*argv, "-j2", "modules_prepare"], cwd=private, binds=[source.tree])
         # modpost needs the distribution's exports: without them every symbol is "undefined".
-        shutil.copy(header_tree / "Module.symvers", build_dir / "Module.symvers")
-        build = KernelBuild(key=f"stock-{key}", build_dir=build_dir, source=source,
-                            toolchain=tc.name, release=release, fragments=(),
-                            make_vars=make_vars, image_path=str(vmlinuz),
-                            memory_mb=STOCK_MEMORY_MB)
-        build.save()
-        return build
+        shutil.copy(header_tree / "Module.symvers", private / "Module.symvers")
+        build.save(into=private)
+
+    publish_once(build_dir, f"the Rust metadata for {release}", prepare,
+                 ready=KernelBuild.finished)
+    return KernelBuild.load(build_dir)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rustkm.cache import cache_root, locked
+from rustkm.cache import cache_root, publish_once, write_atomic
 from rustkm.debian import host_mirror
 from rustkm.errors import RustkmError
 from rustkm.log import say, step
@@ -36,6 +38,10 @@ VERSION_COMMANDS = {
     "qemu": ["qemu-system-x86_64", "--version"],
     "busybox": ["busybox"],
 }
+# How long a network step may take before it is stopped as hung: creating a root filesystem
+# (hundreds of packages), and one apt-get update or download.
+MMDEBSTRAP_TIMEOUT = 30 * 60
+APT_TIMEOUT = 10 * 60
 INSIDE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _EXCLUDES = ["/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*"]
 
@@ -81,15 +87,33 @@ class Toolchain:
 
     def run(self, argv: Sequence[str], cwd: Path | None = None,
             env: Mapping[str, str] | None = None, binds: Sequence[Path] = (),
-            capture: bool = True, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run a command to completion; raise RustkmError with its output if it fails."""
+            capture: bool = True, check: bool = True,
+            timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a command to completion; raise RustkmError with its output if it fails, or if
+        it runs longer than `timeout` seconds (it is then stopped, with all it started)."""
         full_env = None
         if self.root is None and env:
             full_env = {**os.environ, **env}
-        proc = subprocess.run(self.wrap(argv, cwd, env, binds), cwd=cwd, env=full_env,
-                              text=True, errors="replace",
-                              stdout=subprocess.PIPE if capture else None,
-                              stderr=subprocess.STDOUT if capture else None, check=False)
+        cmd = self.wrap(argv, cwd, env, binds)
+        # With a timeout, the command gets a process group of its own: stopping it stops
+        # what it started too, so no grandchild keeps the output pipe (and us) waiting.
+        child = subprocess.Popen(cmd, cwd=cwd, env=full_env, text=True, errors="replace",
+                                 stdout=subprocess.PIPE if capture else None,
+                                 stderr=subprocess.STDOUT if capture else None,
+                                 process_group=0 if timeout is not None else None)
+        try:
+            out, _ = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stop_process(child, signal.SIGKILL)
+            out, _ = child.communicate()
+            raise RustkmError(f"{' '.join(argv)} did not finish within {_duration(timeout)} "
+                              "and was stopped", details=(out or "")[-4000:],
+                              hint="a stalled network or a hung tool; run again") from None
+        except BaseException:
+            stop_process(child, signal.SIGKILL)
+            child.wait()
+            raise
+        proc = subprocess.CompletedProcess(cmd, child.returncode, out)
         if check and proc.returncode != 0:
             raise RustkmError(f"{' '.join(argv)} failed with exit status {proc.returncode}",
                               details=(proc.stdout or "")[-4000:])
@@ -106,7 +130,7 @@ class Toolchain:
             lines = [line for line in (proc.stdout or "").splitlines() if line.strip()]
             found[tool] = lines[0].strip() if lines and proc.returncode in (0, 1) else "missing"
         if record is not None:
-            record.write_text(json.dumps(found, indent=1))
+            write_atomic(record, json.dumps(found, indent=1))
         return found
 
 
@@ -136,21 +160,32 @@ def ensure_suite_toolchain(suite: str, packages: Sequence[str],
     """A root filesystem of Debian `suite` with `packages`, made once (under a lock)."""
     tc = rootfs_toolchain(suite)
     assert tc.root is not None
-    stamp = tc.root.parent / "complete"
+    home = tc.root.parent
+    stamp = home / "complete"  # the package list the root filesystem has
     wanted = " ".join(packages) + "\n"
-    if stamp.exists() and stamp.read_text() == wanted:
+
+    def current(root: Path) -> bool:
+        return root.is_dir() and stamp.is_file() and stamp.read_text() == wanted
+
+    def create(private: Path) -> None:
+        stamp.unlink(missing_ok=True)
+        (home / "versions.json").unlink(missing_ok=True)
+        _create_rootfs(mmdebstrap, private, suite, packages, extra_suites)
+        # Before the rename that publishes the root filesystem: a builder killed in between
+        # leaves no root, so the stamp alone is never taken for a toolchain.
+        write_atomic(stamp, wanted)
+
+    if current(tc.root):
         return tc
-    with locked(tc.root.parent / "setup", f"the {suite} toolchain"):
-        if not (stamp.exists() and stamp.read_text() == wanted):
-            stamp.unlink(missing_ok=True)
-            (tc.root.parent / "versions.json").unlink(missing_ok=True)
-            _create_rootfs(tc.root, suite, packages, extra_suites)
-            stamp.write_text(wanted)
+    mmdebstrap = _rootfs_tools()  # before anything is removed
+    if tc.root.exists():
+        say(f"replacing the toolchain at {tc.root}: its package list changed")
+    publish_once(tc.root, f"the {suite} toolchain", create, ready=current)
     return tc
 
 
-def _create_rootfs(root: Path, suite: str, packages: Sequence[str],
-                   extra_suites: Sequence[str]) -> None:
+def _rootfs_tools() -> str:
+    """mmdebstrap, once it is clear that a root filesystem can be made here."""
     mmdebstrap = shutil.which("mmdebstrap")
     if mmdebstrap is None:
         raise RustkmError("mmdebstrap is not installed on the host; it creates the toolchain",
@@ -162,15 +197,14 @@ def _create_rootfs(root: Path, suite: str, packages: Sequence[str],
         raise RustkmError(
             "creating the toolchain root filesystem needs root on this version of rustkm",
             hint="run `sudo rustkm setup` once, or use `--toolchain host` with your own tools")
+    return mmdebstrap
+
+
+def _create_rootfs(mmdebstrap: str, partial: Path, suite: str, packages: Sequence[str],
+                   extra_suites: Sequence[str]) -> None:
+    """mmdebstrap into `partial` (a private path; the caller publishes it), stopped when it
+    takes longer than MMDEBSTRAP_TIMEOUT."""
     mirror = host_mirror()
-    partial = root.with_name("root.partial")
-    if root.exists():
-        say(f"replacing the toolchain at {root}: its package list changed")
-        shutil.rmtree(root)
-    if partial.exists():
-        say(f"removing an unfinished toolchain at {partial}")
-        shutil.rmtree(partial)
-    partial.parent.mkdir(parents=True, exist_ok=True)
     cmd = [mmdebstrap, "--mode=root", "--variant=apt", "--components=main",
            "--include=" + ",".join(packages),
            "--aptopt=Acquire::Retries \"3\"", "--aptopt=Acquire::Check-Valid-Until \"false\"",
@@ -179,18 +213,57 @@ def _create_rootfs(root: Path, suite: str, packages: Sequence[str],
            *[f"deb {mirror} {s} main" for s in (suite, *extra_suites)]]
     with step(f"creating the toolchain: Debian {suite} with {len(packages)} packages from {mirror}"):
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                errors="replace")
+                                errors="replace", process_group=0)
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            stop_process(proc, signal.SIGTERM)  # mmdebstrap unmounts what it mounted in the root
+            last_resort = threading.Timer(60, stop_process, (proc, signal.SIGKILL))
+            last_resort.daemon = True
+            last_resort.start()
+
+        timer = threading.Timer(MMDEBSTRAP_TIMEOUT, expire)
+        timer.daemon = True
+        timer.start()
         tail: list[str] = []
         assert proc.stdout is not None
-        for line in proc.stdout:
-            tail = (tail + [line])[-40:]
-            if line.startswith("I: ") and not os.environ.get("RUSTKM_QUIET"):
-                say(line.strip())
-        if proc.wait() != 0:
-            shutil.rmtree(partial, ignore_errors=True)
+        try:
+            for line in proc.stdout:
+                tail = (tail + [line])[-40:]
+                if line.startswith("I: ") and not os.environ.get("RUSTKM_QUIET"):
+                    say(line.strip())
+            rc = proc.wait()
+        except BaseException:
+            stop_process(proc, signal.SIGTERM)
+            proc.wait()
+            raise
+        finally:
+            timer.cancel()
+        if expired.is_set():
+            raise RustkmError(f"mmdebstrap did not finish creating the toolchain within "
+                              f"{_duration(MMDEBSTRAP_TIMEOUT)} and was stopped",
+                              details="".join(tail),
+                              hint="check the network (a stalled mirror?), then run again")
+        if rc != 0:
             raise RustkmError("mmdebstrap failed to create the toolchain root filesystem",
                               details="".join(tail),
                               hint="check the network and free disk space, then run again")
-    partial.rename(root)
+
+
+def stop_process(proc: subprocess.Popen[str], sig: int) -> None:
+    """Send `sig` to a command, and to its process group when it leads one."""
+    try:
+        if os.getpgid(proc.pid) == proc.pid:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+    except ProcessLookupError:
+        pass
+
+
+def _duration(seconds: float | None) -> str:
+    seconds = seconds or 0
+    return f"{seconds / 60:g} minutes" if seconds >= 60 else f"{seconds:g} s"
 
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from rustkm.cache import locked, sha256_file
+from rustkm.cache import locked, publish_once, sha256_file, write_atomic
 from rustkm.debian import host_mirror
 from rustkm.errors import RustkmError
 from rustkm.lockfile import Lock, LockedPackage
 from rustkm.log import say, step
-from rustkm.toolchain import Toolchain, store_dir
+from rustkm.toolchain import APT_TIMEOUT, Toolchain, store_dir
 
 DEFAULT_SERIES = "7.2"
 
@@ -86,7 +85,11 @@ class DebianArchive:
     def for_suite(cls, toolchain: Toolchain, suite: str) -> DebianArchive:
         folder = store_dir() / "apt" / suite
         (folder / "lists" / "partial").mkdir(parents=True, exist_ok=True)
-        (folder / "sources.list").write_text(f"deb {host_mirror()} {suite} main\n")
+        sources = folder / "sources.list"
+        line = f"deb {host_mirror()} {suite} main\n"
+        # Another process's apt may be reading it: an empty list would make apt drop lists.
+        if not sources.is_file() or sources.read_text() != line:
+            write_atomic(sources, line)
         options = ("-o", f"Dir::Etc::SourceList={folder / 'sources.list'}",
                    "-o", "Dir::Etc::SourceParts=-", "-o", f"Dir::State::Lists={folder / 'lists'}",
                    "-o", "Acquire::Check-Valid-Until=false")
@@ -99,7 +102,7 @@ class DebianArchive:
             lists = store_dir() / "apt" / self.name.replace(" ", "-")
             with locked(lists, f"apt's package lists ({self.name})"), \
                     step(f"apt-get update ({self.name})"):
-                self.tc.run(["apt-get", "-q", *self.options, "update"])
+                self.tc.run(["apt-get", "-q", *self.options, "update"], timeout=APT_TIMEOUT)
             self._updated = True
 
     def apt_cache(self, *args: str) -> str:
@@ -136,28 +139,34 @@ class DebianArchive:
         debs = store_dir() / "debs"
         debs.mkdir(exist_ok=True)
         target = debs / f"{pkg.package}_{pkg.version.replace(':', '%3a')}_{pkg.sha256[:12]}.deb"
-        if target.exists() and sha256_file(target) == pkg.sha256:
+
+        def intact(deb: Path) -> bool:
+            return deb.exists() and sha256_file(deb) == pkg.sha256
+
+        if intact(target):
             return target
         if target.exists():
             say(f"{target.name} in the cache is corrupt or partial: fetching it again")
-            target.unlink()
         self.resolve(pkg.package, pkg.version)  # says clearly when the version is gone
-        tmp = debs / "download.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+        return publish_once(target, f"the download of {pkg.package} {pkg.version}",
+                            lambda private: self._download(pkg, private), ready=intact)
+
+    def _download(self, pkg: LockedPackage, deb: Path) -> None:
+        """apt-get download into the private folder of `deb`, then check the SHA256."""
+        folder = deb.parent
         with step(f"downloading {pkg.package} {pkg.version}"):
             self.tc.run(["apt-get", "-q", *self.options, "download",
-                         f"{pkg.package}={pkg.version}"], cwd=tmp)
-        got = next(tmp.glob("*.deb"))
+                         f"{pkg.package}={pkg.version}"], cwd=folder, timeout=APT_TIMEOUT)
+        got = next(folder.glob("*.deb"), None)
+        if got is None:
+            raise RustkmError(f"apt-get download {pkg.package}={pkg.version} left no .deb",
+                              details="\n".join(p.name for p in folder.iterdir()))
         digest = sha256_file(got)
         if digest != pkg.sha256:
-            shutil.rmtree(tmp)
             raise RustkmError(f"{got.name} has SHA256 {digest}, the lock says {pkg.sha256}",
                               hint="the archive changed under a locked version; "
                                    "run `rustkm lock --update` if you trust it")
-        got.rename(target)
-        shutil.rmtree(tmp)
-        return target
+        got.rename(deb)
 
 
 def debian_source(tc: Toolchain, series: str, lock: Lock, lock_path: Path | None,
@@ -177,17 +186,14 @@ def debian_source(tc: Toolchain, series: str, lock: Lock, lock_path: Path | None
 def fetch_source(archive: DebianArchive, pinned: LockedPackage, series: str) -> KernelSource:
     """The extracted tree of a pinned linux-source package, from the cache when there."""
     tree = store_dir() / "src" / f"linux-{pinned.version.replace(':', '_')}"
-    with locked(tree, f"the kernel source {pinned.version}"):
-        if not (tree / ".rustkm-complete").exists():
-            deb = archive.download(pinned)
-            _extract(archive.tc, deb, tree, series)
+    publish_once(tree, f"the kernel source {pinned.version}",
+                 lambda private: _extract(archive.tc, archive.download(pinned), private, series),
+                 ready=lambda t: (t / ".rustkm-complete").exists())
     return KernelSource(tree, kernel_version(tree), f"debian:{pinned.package}={pinned.version}")
 
 
-def _extract(tc: Toolchain, deb: Path, tree: Path, series: str) -> None:
-    partial = tree.with_name(tree.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+def _extract(tc: Toolchain, deb: Path, partial: Path, series: str) -> None:
+    partial.mkdir()
     inner = f"./usr/src/linux-source-{series}.tar.xz"
     script = (f"dpkg-deb --fsys-tarfile '{deb}' | tar -xO '{inner}' "
               f"| tar -xJ --strip-components=1 -C '{partial}'")
@@ -195,6 +201,3 @@ def _extract(tc: Toolchain, deb: Path, tree: Path, series: str) -> None:
         tc.run(["bash", "-c", "set -o pipefail; " + script],
                binds=[deb.parent, partial])
     (partial / ".rustkm-complete").write_text(deb.name + "\n")
-    if tree.exists():
-        shutil.rmtree(tree)
-    partial.rename(tree)
