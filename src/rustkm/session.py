@@ -11,7 +11,7 @@ from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild, ensure_kernel
 from rustkm.kernel.config import BASE_FRAGMENTS, DEBUG_FRAGMENTS, Fragment, load_fragment
 from rustkm.kernel.source import DEFAULT_SERIES, KernelSource, debian_source, local_source
-from rustkm.lockfile import Lock
+from rustkm.lockfile import Lock, editing
 from rustkm.log import say
 from rustkm.project import PROJECT_FILE, Project, check_source, find_project
 from rustkm.toolchain import Toolchain, ensure_toolchain, rootfs_toolchain, store_dir
@@ -179,7 +179,7 @@ def record_toolchain(tc: Toolchain, project: Project) -> None:
     for key, (old, new) in drift.items():
         say(f"toolchain: {key} is now {new!r}; rustkm.lock says {old!r} "
             "(the archive moved; `rustkm lock --update` records the new one)")
-    missing = {k: v for k, v in current.items() if k not in lock.toolchain}
-    if missing:
-        lock.toolchain.update(missing)
-        lock.write(project.lock_path)
+    if any(k not in lock.toolchain for k in current):
+        # Another process may be pinning too: add ours to what the file holds by then.
+        with editing(project.lock_path) as pins:
+            pins.toolchain.update({k: v for k, v in current.items() if k not in pins.toolchain})

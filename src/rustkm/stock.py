@@ -20,7 +20,7 @@ from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild, out_of_tree_make
 from rustkm.kernel.config import parse_config
 from rustkm.kernel.source import DebianArchive, fetch_source
-from rustkm.lockfile import Lock, LockedPackage
+from rustkm.lockfile import Lock, LockedPackage, editing
 from rustkm.log import say, step
 from rustkm.toolchain import Toolchain, ensure_suite_toolchain, ensure_toolchain, store_dir
 
@@ -161,36 +161,37 @@ def prepare_stock_kernel(spec: str, lock: Lock, lock_path: Path | None,
     """`spec`: 'latest' or a release such as 7.2.13+deb14-amd64."""
     apt_tc = ensure_toolchain()
     archives = {suite: DebianArchive.for_suite(apt_tc, suite) for suite in SUITES}
-    pinned_release = lock.toolchain.get("stock-release")
-    wanted = pinned_release if (spec == "latest" and pinned_release and not update) else spec
-    if pinned_release and wanted == pinned_release and not update:
-        release, suite = pinned_release, lock.toolchain.get("stock-suite", SUITES[0])
-    else:
-        release, suite = _find_release(archives, wanted)
-    archive = archives[suite]
-    lock.toolchain["stock-release"] = release
-    lock.toolchain["stock-suite"] = suite
+    # Everything is pinned under the lock on rustkm.lock, from the read to the write: two
+    # processes (pytest-xdist workers) pin the same versions and lose none of each other's.
+    with editing(lock_path, lock) as pins:
+        pinned_release = pins.toolchain.get("stock-release")
+        wanted = pinned_release if (spec == "latest" and pinned_release and not update) else spec
+        if pinned_release and wanted == pinned_release and not update:
+            release, suite = pinned_release, pins.toolchain.get("stock-suite", SUITES[0])
+        else:
+            release, suite = _find_release(archives, wanted)
+        archive = archives[suite]
+        pins.toolchain["stock-release"] = release
+        pins.toolchain["stock-suite"] = suite
 
-    headers_pkg = _pin(lock, archive, f"linux-headers-{release}", None)
-    binary_pkg = _pin(lock, archive, f"linux-binary-{release}", headers_pkg.version)
-    home = store_dir() / "stock" / release
-    headers = _extract_deb(apt_tc, archive.download(headers_pkg), home / "headers")
-    header_tree = headers / "usr" / "src" / f"linux-headers-{release}"
-    config = parse_config((header_tree / ".config").read_text())
-    needs = StockToolchainNeeds.from_config(config)
+        headers_pkg = _pin(pins, archive, f"linux-headers-{release}", None)
+        binary_pkg = _pin(pins, archive, f"linux-binary-{release}", headers_pkg.version)
+        home = store_dir() / "stock" / release
+        headers = _extract_deb(apt_tc, archive.download(headers_pkg), home / "headers")
+        header_tree = headers / "usr" / "src" / f"linux-headers-{release}"
+        config = parse_config((header_tree / ".config").read_text())
+        needs = StockToolchainNeeds.from_config(config)
 
-    series = ".".join(release.split(".")[:2])
-    source_pkg = lock.packages.get(f"{_LOCK_PREFIX}linux-source-{series}")
-    toolchain_suite = lock.toolchain.get("stock-toolchain-suite")
-    upstream = release.split("+")[0]
-    if source_pkg is None or upstream_version(source_pkg.version) != upstream or update:
-        source_pkg = _pin(lock, archive, f"linux-source-{series}",
-                          _source_version(archive, series, upstream, suite, release))
-    if toolchain_suite is None or update:
-        toolchain_suite = choose_toolchain_suite(archives, needs)
-    lock.toolchain["stock-toolchain-suite"] = toolchain_suite
-    if lock_path is not None:
-        lock.write(lock_path)
+        series = ".".join(release.split(".")[:2])
+        source_pkg = pins.packages.get(f"{_LOCK_PREFIX}linux-source-{series}")
+        toolchain_suite = pins.toolchain.get("stock-toolchain-suite")
+        upstream = release.split("+")[0]
+        if source_pkg is None or upstream_version(source_pkg.version) != upstream or update:
+            source_pkg = _pin(pins, archive, f"linux-source-{series}",
+                              _source_version(archive, series, upstream, suite, release))
+        if toolchain_suite is None or update:
+            toolchain_suite = choose_toolchain_suite(archives, needs)
+        pins.toolchain["stock-toolchain-suite"] = toolchain_suite
 
     tc = ensure_suite_toolchain(toolchain_suite, needs.packages)
     check_toolchain(tc, needs)

@@ -9,7 +9,7 @@ from pathlib import Path
 from rustkm.cache import locked, publish_once, sha256_file, write_atomic
 from rustkm.debian import host_mirror
 from rustkm.errors import RustkmError
-from rustkm.lockfile import Lock, LockedPackage
+from rustkm.lockfile import Lock, LockedPackage, editing
 from rustkm.log import say, step
 from rustkm.toolchain import APT_TIMEOUT, Toolchain, store_dir
 
@@ -175,11 +175,14 @@ def debian_source(tc: Toolchain, series: str, lock: Lock, lock_path: Path | None
     archive = DebianArchive(tc)
     pinned = None if update else lock.packages.get(package)
     if pinned is None:
-        pinned = archive.resolve(package)
-        say(f"resolved {package} to {pinned.version} ({pinned.suite})")
-        lock.packages[package] = pinned
-        if lock_path is not None:
-            lock.write(lock_path)
+        # Pinned under the lock on rustkm.lock: a process pinning at the same time either
+        # finds this pin there, or its own pins are kept beside it.
+        with editing(lock_path, lock) as pins:
+            pinned = None if update else pins.packages.get(package)
+            if pinned is None:
+                pinned = archive.resolve(package)
+                say(f"resolved {package} to {pinned.version} ({pinned.suite})")
+                pins.packages[package] = pinned
     return fetch_source(archive, pinned, series)
 
 
