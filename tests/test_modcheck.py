@@ -1,14 +1,26 @@
 """`rustkm check` with real .ko files: printerfact as built, copies patched the way real
 mistakes look (another release's vermagic, a non-GPL license, another rustc's crate hash, a
 symbol vmlinux does not export), and printerfact checked against Debian's stock kernel. The
-real kernel refuses every module check refuses."""
+real kernel refuses every module check refuses. Hand-made modules for other architectures,
+classes and ELF types, against fake build folders, for the header checks."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
+from handmade_ko import (
+    ARM64_CONFIG,
+    EM_386,
+    EM_AARCH64,
+    EM_X86_64,
+    ET_EXEC,
+    X86_64_CONFIG,
+    kernel_folder,
+    write_module,
+)
 
 from rustkm.machine import CommandFailed, boot
 from rustkm.modcheck import check, crate_hashes, explain_vermagic, namespace_allows
@@ -20,8 +32,8 @@ ROOT = Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="module")
-def self_built():
-    tc, kernel = prepare_kernel(KernelRequest())
+def self_built(rustkm_kernel):
+    tc, kernel = rustkm_kernel  # the project's kernel, as the VM tests use
     set_demangler(tc.wrap(["llvm-cxxfilt"]))
     return tc, kernel
 
@@ -65,6 +77,15 @@ def other_rustc_ko(ko: Path, out: Path) -> tuple[Path, str, str]:
     # Another base-62 number of the same length that still fits in 64 bits, as hashes do.
     theirs = ("1" if ours[0] == "0" else "0") + ours[1:]
     return patched(ko, out, ".strtab", ours.encode(), theirs.encode()), ours, theirs
+
+
+def header_patched_ko(ko: Path, out: Path, field: str, value: int) -> Path:
+    """A copy of `ko` with e_type or e_machine (16-bit fields of the ELF header) changed."""
+    data = bytearray(ko.read_bytes())
+    at = {"type": 16, "machine": 18}[field]
+    data[at:at + 2] = value.to_bytes(2, "little")
+    out.write_bytes(bytes(data))
+    return out
 
 
 def unexported_symbol_ko(ko: Path, out: Path) -> Path:
@@ -135,6 +156,10 @@ def test_the_kernel_refuses_what_check_refuses(self_built, printerfact_ko, tmp_p
         "Unknown symbol _RNvNtCs": mit_license_ko(printerfact_ko, tmp_path / "b.ko"),
         "Unknown symbol _RNv": other_rustc_ko(printerfact_ko, tmp_path / "c.ko")[0],
         "Unknown symbol ret_from_fork": unexported_symbol_ko(printerfact_ko, tmp_path / "d.ko"),
+        "Invalid architecture in ELF header: 183": header_patched_ko(
+            printerfact_ko, tmp_path / "e.ko", "machine", EM_AARCH64),
+        "Invalid ELF header type: 2 != 1": header_patched_ko(
+            printerfact_ko, tmp_path / "f.ko", "type", ET_EXEC),
     }
     for ko in refused.values():
         assert check(ko, kernel).problems
@@ -181,3 +206,69 @@ def test_crate_hashes_are_read_from_v0_symbols():
     symbol = "_RNvXso_NtCsb5MLIFMWygY_6kernel3fmtjNtB5_7Display3fmt"
     assert crate_hashes(symbol) == {"kernel": "b5MLIFMWygY"}
     assert crate_hashes("misc_register") == {}
+
+
+def rustkm_check(ko: Path, kernel: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rustkm.cli", "check", str(ko), "--kernel",
+                           str(kernel)], env={**os.environ, "RUSTKM_CACHE": str(cache)},
+                          check=False, capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def test_a_module_for_the_kernels_architecture_passes(tmp_path):
+    report = check(write_module(tmp_path / "m.ko", weak=()), kernel_folder(tmp_path / "build"))
+    assert (report.problems, report.notes) == ([], [])
+
+
+@pytest.mark.parametrize("module, config, message", [
+    ({"machine": EM_AARCH64}, X86_64_CONFIG,
+     ("built for aarch64, the kernel is x86_64; insmod would say 'Invalid module format' and "
+     "dmesg 'Invalid architecture in ELF header: 183'")),
+    ({"bits": 32, "machine": EM_386}, X86_64_CONFIG,
+     ("built for i386 (32-bit, ELFCLASS32), the kernel is x86_64 (64-bit, ELFCLASS64); insmod "
+     "would say 'Invalid module format' and dmesg 'Invalid architecture in ELF header: 3'")),
+    ({"bits": 32}, X86_64_CONFIG,
+     "built for x86_64 (32-bit, ELFCLASS32), the kernel is x86_64 (64-bit, ELFCLASS64)"),
+    ({"elf_type": ET_EXEC}, X86_64_CONFIG,
+     ("it is ET_EXEC (an executable), not a relocatable object (ET_REL) as every module is; "
+     "insmod would say 'Invalid module format' and dmesg 'Invalid ELF header type: 2 != 1'")),
+    ({"machine": EM_AARCH64, "little_endian": False}, ARM64_CONFIG,
+     "built for aarch64 (big-endian), the kernel is aarch64 (little-endian)"),
+    ({"machine": EM_X86_64}, ARM64_CONFIG, "built for x86_64, the kernel is aarch64;"),
+])
+def test_a_module_for_another_architecture_or_not_relocatable_is_refused(tmp_path, module,
+                                                                         config, message):
+    kernel = kernel_folder(tmp_path / "build", config)
+    report = check(write_module(tmp_path / "m.ko", weak=(), **module), kernel)
+    [problem] = report.problems
+    assert message in problem
+
+
+def test_an_arm64_module_is_right_for_an_arm64_kernel(tmp_path):
+    report = check(write_module(tmp_path / "m.ko", weak=(), machine=EM_AARCH64),
+                   kernel_folder(tmp_path / "build", ARM64_CONFIG))
+    assert (report.problems, report.notes) == ([], [])
+
+
+def test_a_kernel_of_an_architecture_rustkm_does_not_know_is_said(tmp_path):
+    kernel = kernel_folder(tmp_path / "build", X86_64_CONFIG.replace("CONFIG_X86_64", "CONFIG_SH"))
+    report = check(write_module(tmp_path / "m.ko", weak=()), kernel)
+    assert report.problems == []
+    assert report.notes == [("the kernel's .config names no architecture rustkm knows: the "
+                            "module's (x86_64) was not compared")]
+
+
+def test_rustkm_check_says_an_aarch64_module_would_not_load(tmp_path):
+    ko = write_module(tmp_path / "handmade.ko", weak=(), machine=EM_AARCH64)
+    result = rustkm_check(ko, kernel_folder(tmp_path / "build"), tmp_path / "cache")
+    assert result.returncode == 1, result.stderr
+    assert "would NOT load" in result.stdout
+    assert "problem: built for aarch64, the kernel is x86_64" in result.stdout
+
+
+def test_rustkm_check_calls_a_cut_short_module_truncated(tmp_path):
+    ko = tmp_path / "handmade.ko"
+    ko.write_bytes(write_module(ko).read_bytes()[:-100])
+    result = rustkm_check(ko, kernel_folder(tmp_path / "build"), tmp_path / "cache")
+    assert result.returncode == 1
+    assert f"error: {ko} is truncated: its section headers" in result.stderr
+    assert "Traceback" not in result.stderr and "not an ELF file" not in result.stderr

@@ -2,10 +2,12 @@
 undefined symbols, Module.symvers exports, the kernel's version magic, vmlinux's symbols."""
 
 import shutil
+import struct
 import sys
 from pathlib import Path
 
 import pytest
+from handmade_ko import EM_386, module_bytes
 
 from rustkm.errors import RustkmError
 from rustkm.modinfo import (
@@ -17,14 +19,13 @@ from rustkm.modinfo import (
     vmlinux_symbols,
 )
 from rustkm.module import build_module
-from rustkm.session import KernelRequest, prepare_kernel
 
 ROOT = Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="module")
-def self_built():
-    return prepare_kernel(KernelRequest())
+def self_built(rustkm_kernel):
+    return rustkm_kernel  # the project's kernel, as the VM tests use
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +108,78 @@ def test_files_that_are_not_finished_modules_are_refused(printerfact, tmp_path):
         read_module(tmp_path / "absent.ko")
     with pytest.raises(RustkmError, match="a folder, not a .ko"):
         read_module(tmp_path)
+
+
+@pytest.mark.parametrize("bits, little_endian", [(64, True), (32, True), (64, False),
+                                                 (32, False)])
+def test_modules_of_either_class_and_byte_order_are_read(tmp_path, bits, little_endian):
+    path = tmp_path / "m.ko"
+    path.write_bytes(module_bytes(bits=bits, little_endian=little_endian, machine=EM_386))
+    info = read_module(path)
+    assert (info.bits, info.little_endian, info.machine, info.architecture) == (
+        bits, little_endian, EM_386, "i386")
+    assert (info.name, info.license, info.vermagic) == ("handmade", "GPL",
+                                                        "7.2.12 SMP preempt mod_unload ")
+    assert (info.undefined, info.weak) == (("_printk", "misc_register"), ("maybe_there",))
+
+
+SHOFF, SHENTSIZE, SHSTRNDX = 40, 58, 62  # in a 64-bit ELF header
+SH_OFFSET, SH_SIZE, SH_LINK, SH_ENTSIZE = 24, 32, 40, 56  # in a 64-bit section header
+MODINFO, SYMTAB, STRTAB = 1, 3, 4  # section numbers in module_bytes()
+
+
+def damaged(**changes: int) -> bytes:
+    """module_bytes() with header fields (NAME=value) or section fields (NAME_SECTION=value)
+    overwritten."""
+    data = bytearray(module_bytes())
+    shoff = struct.unpack_from("<Q", data, SHOFF)[0]
+    for name, value in changes.items():
+        field, _, section = name.partition("_")
+        if section:
+            offset = shoff + 64 * {"modinfo": MODINFO, "symtab": SYMTAB,
+                                   "strtab": STRTAB}[section] + globals()[f"SH_{field.upper()}"]
+            fmt = "<I" if field == "link" else "<Q"
+        else:
+            offset, fmt = globals()[field.upper()], "<Q" if field == "shoff" else "<H"
+        struct.pack_into(fmt, data, offset, value)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", r"is not an ELF file \(a .ko is\); it is empty"),
+    (b"MZ\x90\x00 a PE file", r"is not an ELF file \(a .ko is\); it starts with b'MZ"),
+    (b"\x7fEL", "is truncated: 3 bytes, not even the ELF magic"),
+    (module_bytes()[:40], "is truncated: 40 bytes, less than its 64-byte ELF header"),
+    (module_bytes()[:52], "is truncated: 52 bytes, less than its 64-byte ELF header"),
+    (module_bytes(bits=32)[:30], "is truncated: 30 bytes, less than its 52-byte ELF header"),
+    (module_bytes()[:-1], (r"is truncated: its section headers \(6 of 64 bytes at offset \d+\) "
+                          r"end at byte \d+, past the end of the file")),
+    (module_bytes()[:8] + b"\x07" + module_bytes()[9:], None),  # EI_ABIVERSION is not read
+    (module_bytes()[:4] + b"\x03" + module_bytes()[5:], "invalid ELF identification: class byte 3"),
+    (damaged(size_strtab=2**64 - 1), (r"section .strtab \(offset \d+, 18446744073709551615 "
+                                     r"bytes\) points past the end of the file")),
+    (damaged(offset_modinfo=2**63), r"section .modinfo \(offset 9223372036854775808"),
+    (damaged(shoff=2**64 - 1), "is truncated: its section headers"),
+    (damaged(shoff=0), "has no section headers"),
+    (damaged(shentsize=40), "section headers of 40 bytes, not the 64 of ELFCLASS64"),
+    (damaged(shstrndx=9), "its section name table is section 9, not one of its 6 sections"),
+    (damaged(shstrndx=SYMTAB), "section name table is not a NUL-terminated string table"),
+    (damaged(entsize_symtab=0), "has 120 bytes in entries of 0, not a whole number of 24-byte"),
+    (damaged(size_symtab=100), "has 100 bytes in entries of 24"),
+    (damaged(link_symtab=99), "the string table of .symtab is section 99, which is not a "),
+    (damaged(size_strtab=3), "symbol \\d+'s name is at byte \\d+ of a 3-byte string table"),
+])
+def test_damaged_and_cut_short_modules_are_refused_saying_what_is_wrong(tmp_path, data, message):
+    path = tmp_path / "m.ko"
+    path.write_bytes(data)
+    if message is None:
+        assert read_module(path).name == "handmade"
+        return
+    with pytest.raises(RustkmError, match=message) as error:
+        read_module(path)
+    assert error.value.message.startswith(f"{path} ")
+
+
+def test_what_is_not_a_regular_file_is_refused_without_reading_it():
+    with pytest.raises(RustkmError, match="/dev/zero is not a regular file"):
+        read_module(Path("/dev/zero"))

@@ -1,5 +1,5 @@
 """`rustkm check FILE.ko`: would this module load into that kernel, and if not, why, in the
-loader's own terms (kernel/module/main.c: check_modinfo, simplify_symbols)."""
+loader's own terms (kernel/module/main.c: elf_validity_ehdr, check_modinfo, simplify_symbols)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rustkm.elf import ET_REL, MACHINES, TYPES
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild
 from rustkm.kernel.config import parse_config
@@ -24,7 +25,10 @@ from rustkm.modinfo import (
 from rustkm.oops import demangle_symbols
 
 # A crate root in a Rust v0 symbol: C s <base-62 crate hash> _ <length> <crate name>.
-_CRATE_ROOT = re.compile(r"Cs([0-9A-Za-z]+)_(\d+)")
+_CRATE_ROOT = re.compile(r"Cs([0-9A-Za-z]+)_(\d{1,6})")
+# The Kconfig symbol each architecture's .config sets, with its ELF machine (e_machine).
+ARCHITECTURES = (("X86_64", 62), ("X86_32", 3), ("ARM64", 183), ("ARM", 40), ("RISCV", 243),
+                 ("PPC64", 21), ("PPC32", 20), ("S390", 22), ("LOONGARCH", 258), ("MIPS", 8))
 _VERMAGIC_WORDS = {
     "SMP": "CONFIG_SMP, support for several CPUs: per-CPU data and locks are compiled "
            "differently",
@@ -36,6 +40,33 @@ _VERMAGIC_WORDS = {
                   "only with it",
     "modversions": "CONFIG_MODVERSIONS: every imported symbol carries a CRC of its type",
 }
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What a kernel's modules must be built for: the loader's elf_check_arch."""
+
+    machine: int  # e_machine
+    bits: int  # ELFCLASS32 or ELFCLASS64
+    little_endian: bool
+
+    @classmethod
+    def of_config(cls, config: dict[str, str]) -> Architecture | None:
+        """From the kernel's .config: a stock kernel's headers have one but no vmlinux to
+        read an ELF header from."""
+        for symbol, machine in ARCHITECTURES:
+            if config.get(symbol) == "y":
+                return cls(machine, 64 if config.get("64BIT") == "y" else 32,
+                           config.get("CPU_BIG_ENDIAN") != "y")
+        return None
+
+    def describe(self, other: Architecture) -> str:
+        """Its name, with the class and byte order where they differ from `other`'s."""
+        words = [f"{self.bits}-bit, ELFCLASS{self.bits}"] if self.bits != other.bits else []
+        if self.little_endian != other.little_endian:
+            words.append("little-endian" if self.little_endian else "big-endian")
+        name = MACHINES.get(self.machine, f"ELF machine {self.machine}")
+        return f"{name} ({', '.join(words)})" if words else name
 
 
 @dataclass(frozen=True)
@@ -66,9 +97,32 @@ class CheckReport:
     notes: list[str] = field(default_factory=list)
 
 
+def check_architecture(info: ModuleInfo, target: Target, report: CheckReport) -> None:
+    """What the loader checks before anything else (elf_validity_ehdr): a relocatable object
+    for the kernel's ELF machine, class and byte order."""
+    if info.elf_type != ET_REL:
+        kind = TYPES.get(info.elf_type, f"of ELF type {info.elf_type}")
+        report.problems.append(
+            f"it is {kind}, not a relocatable object (ET_REL) as every module is; insmod "
+            f"would say 'Invalid module format' and dmesg 'Invalid ELF header type: "
+            f"{info.elf_type} != {ET_REL}'")
+    kernel = Architecture.of_config(target.config)
+    module = Architecture(info.machine, info.bits, info.little_endian)
+    if kernel is None:
+        report.notes.append(f"the kernel's .config names no architecture rustkm knows: the "
+                            f"module's ({module.describe(module)}) was not compared")
+    elif module != kernel:
+        dmesg = (f" and dmesg 'Invalid architecture in ELF header: {info.machine}'"
+                 if module.machine != kernel.machine else "")
+        report.problems.append(
+            f"built for {module.describe(kernel)}, the kernel is {kernel.describe(module)}; "
+            f"insmod would say 'Invalid module format'{dmesg}; build the module for the "
+            "kernel's architecture (rustkm build, with the same --kernel)")
+
+
 def explain_vermagic(module: str, kernel: str, has_crcs: bool = False) -> list[str]:
     """Why the loader refuses a module's version magic, word by word ([] if it accepts it)."""
-    if not module:
+    if not module.strip():
         return [("no vermagic in .modinfo: the kernel refuses it (unless it was built with "
                  "CONFIG_MODULE_FORCE_LOAD and insmod -f is used)")]
     mod_words, ker_words = module.split(), kernel.split()
@@ -209,11 +263,13 @@ def _check_namespaces(info: ModuleInfo, target: Target, report: CheckReport) -> 
         (report.notes if lenient else report.problems).append(text)
 
 
-def check(ko: Path, kernel: KernelBuild | Path) -> CheckReport:
-    """Everything the loader of `kernel` (a build, or its folder) would refuse `ko` for."""
+def check(ko: Path, kernel: KernelBuild | Path | Target) -> CheckReport:
+    """Everything the loader of `kernel` (a build, its folder, or what was read of it) would
+    refuse `ko` for."""
     info = read_module(ko)
-    target = Target.of(kernel)
+    target = kernel if isinstance(kernel, Target) else Target.of(kernel)
     report = CheckReport(info, target.release, target.vermagic)
+    check_architecture(info, target, report)
     report.problems += explain_vermagic(info.vermagic, target.vermagic, info.modversions)
     check_symbols(info, target, report)
     return report
@@ -222,6 +278,7 @@ def check(ko: Path, kernel: KernelBuild | Path) -> CheckReport:
 def print_report(report: CheckReport) -> None:
     info = report.module
     rows = [("module", info.name), ("file", str(info.path)),
+            ("architecture", f"{info.architecture} ({info.bits}-bit)"),
             ("license", info.license or "(none)"), ("vermagic", info.vermagic.strip()),
             ("authors", ", ".join(info.authors) or "-"), ("description", info.description),
             ("depends", ", ".join(info.depends) or "-"),

@@ -1,6 +1,6 @@
-"""What a .ko says about itself (its .modinfo and undefined symbols, read with pyelftools), and
-what a kernel build offers modules: its version magic, its exports (Module.symvers), the
-symbols of its vmlinux."""
+"""What a .ko says about itself (its ELF header, .modinfo and undefined symbols, read with the
+bounds-checked rustkm.elf), and what a kernel build offers modules: its version magic, its
+exports (Module.symvers), the symbols of its vmlinux (read with pyelftools)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
-from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
+from rustkm.elf import ET_REL, MACHINES, SHN_UNDEF, SHT_SYMTAB, STB_WEAK, ElfFile
 from rustkm.errors import RustkmError
 from rustkm.kernel.config import parse_config
 
@@ -39,6 +39,15 @@ class ModuleInfo:
     undefined: tuple[str, ...]  # symbols the kernel (or other modules) must provide
     weak: tuple[str, ...] = ()  # weak undefined symbols: the module loads without them
     modversions: bool = False  # has a __versions section (symbol CRCs)
+    # What its ELF header says it is for: the loader checks these first.
+    machine: int = 62  # e_machine: EM_X86_64
+    bits: int = 64  # ELFCLASS64
+    little_endian: bool = True
+    elf_type: int = ET_REL  # e_type: a module is a relocatable object
+
+    @property
+    def architecture(self) -> str:
+        return MACHINES.get(self.machine, f"ELF machine {self.machine}")
 
     def get(self, key: str) -> str:
         return self.fields.get(key, ("",))[0]
@@ -82,43 +91,36 @@ class ModuleInfo:
 
 
 def read_module(path: Path) -> ModuleInfo:
-    """The .modinfo fields and undefined symbols of a .ko; a RustkmError for anything else."""
+    """The .modinfo fields, undefined symbols and ELF header of a .ko; a RustkmError for
+    anything else (not an ELF file, truncated, damaged, not a finished module)."""
     path = Path(path)
-    try:
-        with path.open("rb") as f:
-            elf = ELFFile(f)
-            modinfo = elf.get_section_by_name(".modinfo")
-            if modinfo is None:
-                raise RustkmError(f"{path} is an ELF file but not a kernel module (no .modinfo)")
-            if elf.get_section_by_name(".gnu.linkonce.this_module") is None:
-                raise RustkmError(f"{path} is a module's object file, not a finished module",
-                                  hint="modpost turns NAME.o into NAME.ko: pass the .ko")
-            fields: dict[str, list[str]] = {}
-            for entry in modinfo.data().split(b"\0"):
-                key, sep, value = entry.decode(errors="replace").partition("=")
-                if sep:
-                    fields.setdefault(key, []).append(value)
-            strong, weak = _undefined_symbols(elf)
-            versions = elf.get_section_by_name("__versions") is not None
-    except FileNotFoundError:
-        raise RustkmError(f"{path} does not exist") from None
-    except IsADirectoryError:
-        raise RustkmError(f"{path} is a folder, not a .ko",
-                          hint=f"build it first: rustkm build {path}") from None
-    except (ELFError, struct.error):
-        raise RustkmError(f"{path} is not an ELF file (a .ko is)") from None
-    return ModuleInfo(path, {k: tuple(v) for k, v in fields.items()}, strong, weak, versions)
+    elf = ElfFile.read(path)
+    modinfo = elf.section(".modinfo")
+    if modinfo is None:
+        raise RustkmError(f"{path} is an ELF file but not a kernel module (no .modinfo)")
+    if elf.section(".gnu.linkonce.this_module") is None:
+        raise RustkmError(f"{path} is a module's object file, not a finished module",
+                          hint="modpost turns NAME.o into NAME.ko: pass the .ko")
+    fields: dict[str, list[str]] = {}
+    for entry in elf.section_data(modinfo).split(b"\0"):
+        key, sep, value = entry.decode(errors="replace").partition("=")
+        if sep:
+            fields.setdefault(key, []).append(value)
+    strong, weak = _undefined_symbols(elf)
+    return ModuleInfo(path, {k: tuple(v) for k, v in fields.items()}, strong, weak,
+                      modversions=elf.section("__versions") is not None, machine=elf.machine,
+                      bits=elf.bits, little_endian=elf.little_endian, elf_type=elf.type)
 
 
-def _undefined_symbols(elf: ELFFile) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    symtab = elf.get_section_by_name(".symtab")
-    if not isinstance(symtab, SymbolTableSection):
+def _undefined_symbols(elf: ElfFile) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    symtab = elf.section(".symtab")
+    if symtab is None or symtab.type != SHT_SYMTAB:
         return (), ()
     strong: set[str] = set()
     weak: set[str] = set()
-    for sym in symtab.iter_symbols():
-        if sym.name and sym["st_shndx"] == "SHN_UNDEF" and sym.name not in _IGNORED_UNDEFINED:
-            (weak if sym["st_info"]["bind"] == "STB_WEAK" else strong).add(sym.name)
+    for sym in elf.symbols(symtab):
+        if sym.name and sym.shndx == SHN_UNDEF and sym.name not in _IGNORED_UNDEFINED:
+            (weak if sym.bind == STB_WEAK else strong).add(sym.name)
     return tuple(sorted(strong)), tuple(sorted(weak))
 
 
