@@ -183,3 +183,27 @@ def test_export_to_a_file_or_a_full_folder_is_refused_before_the_kernel(tmp_path
     (tmp_path / "out.tar.gz").write_text("")
     assert f"error: {tmp_path}/out.tar.gz exists" in refused_up_front(
         tmp_path, "export", "--tar", str(tmp_path / "out"))
+
+
+def test_new_refuses_a_dir_that_is_a_file_and_an_author_module_cannot_take(tmp_path):
+    (tmp_path / "file").write_text("")
+    stderr = refused_up_front(tmp_path, "new", "hello", "--dir", str(tmp_path / "file" / "x"),
+                              "--no-editor")
+    assert f"error: {tmp_path}/file/x cannot hold a module folder: {tmp_path}/file is a file" \
+        in stderr
+    stderr = refused_up_front(tmp_path, "new", "hello", "--dir", str(tmp_path), "--author",
+                              "Zoë\n", "--no-editor")
+    assert "error: author 'Zoë\\n' is not printable ASCII, which module! takes" in stderr
+    assert not (tmp_path / "hello").exists()
+
+
+def test_new_quotes_the_author_as_a_rust_string(tmp_path):
+    result = rustkm("new", "hello", "--dir", str(tmp_path), "--author", 'A "B" \\ C',
+                    "--no-editor")
+    assert result.returncode == 0, result.stderr
+    assert 'authors: ["A \\"B\\" \\\\ C"],' in (tmp_path / "hello" / "hello.rs").read_text()
+
+
+def test_doctor_says_a_folder_is_not_a_config(tmp_path):
+    stderr = refused_up_front(tmp_path, "doctor", "--config", str(tmp_path))
+    assert f"error: {tmp_path} is a folder, not a kernel .config" in stderr

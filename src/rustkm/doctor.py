@@ -195,10 +195,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _read_config(path: Path) -> str:
+    if path.is_dir():
+        raise RustkmError(f"{path} is a folder, not a kernel .config",
+                          hint="pass a kernel .config, e.g. /boot/config-$(uname -r)")
     if not path.is_file():
         raise RustkmError(f"the .config {path} does not exist",
                           hint="pass a kernel .config, e.g. /boot/config-$(uname -r)")
-    text = path.read_text(errors="replace")
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as e:
+        raise RustkmError(f"the .config {path} cannot be read: {e.strerror}") from None
     if not parse_config(text):
         raise RustkmError(f"{path} holds no CONFIG_ lines: it is not a kernel .config")
     return text

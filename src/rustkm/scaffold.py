@@ -87,12 +87,21 @@ def scaffold(name: str, parent: Path, author: str = "rustkm user") -> Path:
         raise RustkmError(f"{name!r} is the name of a crate every module depends on",
                           hint="rustc cannot build a crate named like its dependency: "
                                f"pick another name, e.g. my_{name}")
-    folder = parent.resolve() / name
+    if not author.isascii() or not author.isprintable():
+        raise RustkmError(f"author {author!r} is not printable ASCII, which module! takes",
+                          hint="e.g. --author 'Jane Doe <jane@example.org>'")
+    parent = parent.expanduser().resolve()
+    existing = next(p for p in (parent, *parent.parents) if p.exists())
+    if not existing.is_dir():
+        raise RustkmError(f"{parent} cannot hold a module folder: {existing} is a file",
+                          hint="pass --dir a folder (it is created if missing)")
+    folder = parent / name
     if folder.exists():
         raise RustkmError(f"{folder} already exists", hint="pick another name or --dir")
     folder.mkdir(parents=True)
+    quoted = author.replace("\\", "\\\\").replace('"', '\\"')  # a Rust string literal's body
     (folder / f"{name}.rs").write_text(
-        MODULE_RS.format(name=name, type_name=type_name(name), author=author))
+        MODULE_RS.format(name=name, type_name=type_name(name), author=quoted))
     (folder / "Kbuild").write_text(f"obj-m := {name}.o\n")
     (folder / f"test_{name}.py").write_text(TEST_PY.format(name=name))
     (folder / "README.md").write_text(f"# {name}\n\nBuild: `rustkm build {folder.name}`. "
