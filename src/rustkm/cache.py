@@ -3,9 +3,11 @@ two ways an entry appears in it whole: `publish_once` (built once) and `write_at
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
+import pwd
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -18,15 +20,68 @@ from rustkm.errors import RustkmError
 from rustkm.log import say
 
 
+def sudo_user() -> pwd.struct_passwd | None:
+    """The user who ran `sudo rustkm ...`, when this process is root because of sudo."""
+    name = os.environ.get("SUDO_USER")
+    if os.geteuid() != 0 or not name or name == "root":
+        return None
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        return None
+
+
 def cache_root() -> Path:
+    """The cache: $RUSTKM_CACHE, else $XDG_CACHE_HOME/rustkm, else ~/.cache/rustkm. Under sudo
+    it is the invoking user's (~user/.cache/rustkm), and what this process adds to it is
+    handed to that user when it exits, so their next rustkm command, without sudo, can use it.
+    """
     explicit = os.environ.get("RUSTKM_CACHE")
+    user = sudo_user()
     if explicit:
         root = Path(explicit)
+    elif user is not None:
+        root = Path(user.pw_dir) / ".cache" / "rustkm"
     else:
         base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         root = Path(base) / "rustkm"
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        writable = os.access(root, os.W_OK | os.X_OK) and (
+            not (root / "store").exists() or os.access(root / "store", os.W_OK | os.X_OK))
+    except PermissionError:
+        writable = False
+    if not writable:
+        raise RustkmError(f"the cache {root} is not writable by this user",
+                          hint="it was made by another user (with sudo?): give it back with "
+                               f"`sudo chown -R $USER {root}`, or set RUSTKM_CACHE to a folder "
+                               "of your own")
+    if user is not None and root not in _handed_over:
+        _handed_over.add(root)
+        atexit.register(hand_over, root, user.pw_uid, user.pw_gid)
     return root.resolve()
+
+
+_handed_over: set[Path] = set()
+
+
+def hand_over(root: Path, uid: int, gid: int) -> None:
+    """Give what root made in the cache to the user who ran sudo; toolchain root filesystems
+    stay root's (the user only reads them)."""
+    for folder, dirs, files in os.walk(root):
+        if Path(folder).parent == root / "toolchain":
+            dirs[:] = [d for d in dirs if d != "root"]
+        for name in (*dirs, *files):
+            path = os.path.join(folder, name)
+            try:
+                if os.lstat(path).st_uid == 0:
+                    os.lchown(path, uid, gid)
+            except OSError:
+                continue
+    try:
+        os.lchown(root, uid, gid)
+    except OSError:
+        pass
 
 
 def cache_key(*parts: object) -> str:

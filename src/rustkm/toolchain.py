@@ -42,6 +42,8 @@ VERSION_COMMANDS = {
 # (hundreds of packages), and one apt-get update or download.
 MMDEBSTRAP_TIMEOUT = 30 * 60
 APT_TIMEOUT = 10 * 60
+# What apt writes inside the root filesystem (its lists, caches and logs).
+_APT_STATE = ("var/lib/apt", "var/cache/apt", "var/log/apt")
 INSIDE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _EXCLUDES = ["/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*"]
 
@@ -63,7 +65,12 @@ class Toolchain:
         if bwrap is None:
             raise RustkmError("bubblewrap (bwrap) is not installed on the host",
                               hint="apt-get install bubblewrap")
-        cmd = [bwrap, "--bind", str(self.root), "/", "--dev-bind", "/dev", "/dev",
+        # The root filesystem is read-only but for apt's own state (package lists and
+        # archives); /dev is a fresh minimal one (null, zero, random, tty...) plus /dev/kvm.
+        cmd = [bwrap, "--ro-bind", str(self.root), "/",
+               *[arg for folder in _APT_STATE if (self.root / folder).is_dir()
+                 for arg in ("--bind", str(self.root / folder), f"/{folder}")],
+               "--dev", "/dev", "--dev-bind-try", "/dev/kvm", "/dev/kvm",
                "--proc", "/proc", "--bind", "/tmp", "/tmp",
                "--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf",
                "--die-with-parent", "--unshare-pid", "--clearenv",
