@@ -9,6 +9,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from rich.markup import escape
+
 from rustkm.errors import RustkmError
 from rustkm.log import console, say
 
@@ -37,11 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         check_environment()
         return int(args.func(args) or 0)
     except RustkmError as e:
-        console.print(f"[bold red]error:[/] {e.message}", highlight=False)
+        # A message may quote the guest or a file: its brackets are text, not markup.
+        console.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False)
         if e.details:
             console.print(e.details.rstrip(), markup=False, highlight=False)
         if e.hint:
-            console.print(f"[bold]hint:[/] {e.hint}", highlight=False)
+            console.print(f"[bold]hint:[/] {escape(e.hint)}", highlight=False)
         return 1
     except KeyboardInterrupt:
         say("interrupted; the cache is left consistent, run the command again to resume")
@@ -185,6 +188,7 @@ def _parser() -> argparse.ArgumentParser:
     _export(verbs)
     _new(verbs)
     _check(verbs)
+    from rustkm.cache_report import register as _cache; _cache(verbs)  # noqa: I001
     from rustkm.doctor import register as _doctor; _doctor(verbs)  # noqa: I001
     return parser
 

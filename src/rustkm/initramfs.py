@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import stat
 from dataclasses import dataclass, field
 from importlib import resources
@@ -126,9 +127,33 @@ def write_initramfs(spec: InitramfsSpec) -> Path:
     folder = store_dir() / "initramfs"
     folder.mkdir(exist_ok=True)
     path = folder / f"{digest}.cpio"
-    if not path.exists():
+    if path.exists():
+        os.utime(path)  # its last use, for the bound below
+    else:
         write_atomic(path, data)  # same content from any writer: the last rename wins
+        _bound(folder, keep=path)
     return path
+
+
+IMAGES_LIMIT = 512 << 20
+
+
+def _bound(folder: Path, keep: Path, limit: int = IMAGES_LIMIT) -> None:
+    """Remove the least recently used images beyond `limit` bytes in all. A VM booting from
+    one has QEMU holding it open; a removed file stays readable to it."""
+    images = []
+    for image in folder.glob("*.cpio"):
+        try:
+            images.append((image.stat().st_mtime, image.stat().st_size, image))
+        except FileNotFoundError:
+            continue
+    total = sum(size for _, size, _ in images)
+    for _, size, image in sorted(images):
+        if total <= limit:
+            break
+        if image != keep:
+            image.unlink(missing_ok=True)
+            total -= size
 
 
 def toolchain_busybox(tc: Toolchain) -> Path:
