@@ -273,3 +273,10 @@ def test_in_a_guest_killing_the_keeper_or_the_agent_is_reported_at_once(vm):
     with pytest.raises(GuestStuck, match="agent died"):
         vm.run("kill -9 $(awk '/^PPid/ {print $2}' /proc/$PPID/status); sleep 100", timeout=60)
     assert time.monotonic() - start < 8
+
+
+def test_a_job_that_keeps_writing_never_stalls_between_requests(agent, tmp_path):
+    done = tmp_path / "wrote"
+    agent.run(f"(for i in $(seq 1 400); do head -c 1000 /dev/zero; done; touch {done}) &", 10)
+    time.sleep(2)  # 400 KB, far past a pipe's 64 KiB, while no request is in flight
+    assert done.exists()

@@ -388,6 +388,28 @@ static void drain_leftovers(void)
 	}
 }
 
+/*
+ * Between requests: drain the pipes jobs still write to (so that a job logging to its stdout
+ * never stalls on a full pipe) until the host sends something.
+ */
+static void wait_for_request(void)
+{
+	for (;;) {
+		struct pollfd p[1 + 256];
+		int n = 1;
+
+		p[0] = (struct pollfd){ .fd = port, .events = POLLIN };
+		for (int i = 0; i < leftovers; i++)
+			p[n++] = (struct pollfd){ .fd = leftover[i], .events = POLLIN };
+		if (poll(p, (nfds_t)n, -1) < 0 && errno != EINTR)
+			return;
+		if (n > 1)
+			drain_leftovers();
+		if (p[0].revents)
+			return;
+	}
+}
+
 /* Keepers still reaping the jobs their command left running. */
 static pid_t keepers[256];
 static int nkeepers;
@@ -741,6 +763,7 @@ static void serve(void)
 	uint32_t len, crc;
 
 	for (;;) {
+		wait_for_request();
 		if (read_exact(head, 4))
 			return;
 		while (memcmp(head, MAGIC, 4)) {	/* resynchronise on the magic */
