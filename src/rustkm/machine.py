@@ -79,6 +79,7 @@ class Machine:
         self._checked = 0  # console lines already searched for trouble
         self._request_mark = 0  # console lines before the request in flight
         self.boot_how = ""  # "restored from snapshot KEY" or "cold boot: WHY"
+        self.snapshot_key = ""  # the snapshot this VM was restored from or saved as
         self._expected: list[str] = []  # trouble kinds the caller expects right now
         self.troubles: list[Trouble] = []
 
@@ -99,7 +100,7 @@ class Machine:
             return
         push = bool(self.spec.agent_virtio)
         initramfs = write_initramfs(replace(self.spec, modules=()) if push else full)
-        key = self._snapshot_key(initramfs)
+        key = self.snapshot_key = self._snapshot_key(initramfs)
         snapshot = find(key)
         if snapshot is not None:
             try:
