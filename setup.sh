@@ -49,6 +49,14 @@ if [ "$(id -u)" -eq 0 ]; then
         # The root filesystem stays root's (read-only to the user); the rest is the user's.
         find "$RUSTKM_CACHE" -path "$RUSTKM_CACHE/toolchain/*/root" -prune -o \
             -exec chown -h "$SUDO_USER:" {} +
+        # The sandbox mounts the user's folders at their own paths: their mount points in the
+        # root filesystem must be the user's to make (the home, holding the cache, and this
+        # checkout).
+        rootfs=$(.venv/bin/python -c 'from rustkm.toolchain import rootfs_toolchain as t; print(t().root)')
+        for dir in "$user_home" "$PWD"; do
+            mkdir -p "$rootfs$dir"
+            chown "$SUDO_USER:" "$rootfs$dir"
+        done
     fi
 fi
 as_user .venv/bin/rustkm demo

@@ -65,9 +65,10 @@ class Toolchain:
         if bwrap is None:
             raise RustkmError("bubblewrap (bwrap) is not installed on the host",
                               hint="apt-get install bubblewrap")
-        # The root filesystem is read-only but for apt's own state (package lists and
-        # archives); /dev is a fresh minimal one (null, zero, random, tty...) plus /dev/kvm.
-        cmd = [bwrap, "--ro-bind", str(self.root), "/",
+        # The root filesystem turns read-only once the host paths are mounted in it (bwrap
+        # makes their mount points first), but for apt's own state (package lists, archives);
+        # /dev is a fresh minimal one (null, zero, random, tty...) plus /dev/kvm.
+        cmd = [bwrap, "--bind", str(self.root), "/",
                *[arg for folder in _APT_STATE if (self.root / folder).is_dir()
                  for arg in ("--bind", str(self.root / folder), f"/{folder}")],
                "--dev", "/dev", "--dev-bind-try", "/dev/kvm", "/dev/kvm",
@@ -90,7 +91,7 @@ class Toolchain:
             cmd += ["--setenv", key, value]
         if cwd:
             cmd += ["--chdir", str(cwd.resolve())]
-        return cmd + ["--", *argv]
+        return cmd + ["--remount-ro", "/", "--", *argv]
 
     def run(self, argv: Sequence[str], cwd: Path | None = None,
             env: Mapping[str, str] | None = None, binds: Sequence[Path] = (),
