@@ -119,7 +119,8 @@ def test_concurrent_workers_share_one_snapshot(kernel, tmp_path):
         assert out.split() == ["ok", "ok"]
     saved = sum(len(re.findall(r"^snapshot \w+: \d+ MiB$", err, re.M)) for _, err in outputs)
     restored = sum(err.count("restored from snapshot") for _, err in outputs)
-    assert saved == 1 and restored >= 3, [err for _, err in outputs]
+    # One of them saves; a VM started while the save is under way boots cold, not waiting.
+    assert saved == 1 and restored >= 1, [err for _, err in outputs]
 
 
 def test_snapshot_settings_are_checked():
