@@ -162,3 +162,20 @@ def test_a_vm_started_in_a_worker_thread_outlives_the_thread(kernel):
         assert vm.succeed("echo alive") == "alive\n"  # type: ignore[attr-defined]
     finally:
         holder["context"].__exit__(None, None, None)  # type: ignore[attr-defined]
+
+
+def test_subtests_nest_the_log_and_name_a_failure(vm, capsys):
+    with vm.subtest("reads work"):
+        vm.succeed("true")
+    assert "subtest: reads work" in capsys.readouterr().err
+    with pytest.raises(CommandFailed, match="subtest 'writes fail'.*succeeded but should fail"):
+        with vm.subtest("writes fail"):
+            vm.fail("true")
+
+
+def test_every_public_verb_has_a_docstring():
+    from rustkm.machine import Machine
+
+    public = [name for name in dir(Machine) if not name.startswith("_")]
+    undocumented = [name for name in public if not getattr(Machine, name).__doc__]
+    assert undocumented == []
