@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from rustkm.cache import cache_key, publish_once
+from rustkm.cache import cache_key, locked, publish_once
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild, out_of_tree_make
 from rustkm.kernel.config import parse_config
@@ -232,24 +232,29 @@ def _prepare_metadata(tc: Toolchain, source, release: str,  # type: ignore[no-un
                         toolchain=tc.name, release=release, fragments=(), make_vars=make_vars,
                         image_path=str(vmlinuz), memory_mb=STOCK_MEMORY_MB)
 
-    def prepare(private: Path) -> None:
-        # Built in a private folder, then renamed: kbuild names the objects of an O= folder
-        # relative to it (`rustkm export` copies one elsewhere, and modules build there).
-        private.mkdir()
-        shutil.copy(header_tree / ".config", private / ".config")
-        argv = out_of_tree_make(source.tree, private, *make_vars)
+    if KernelBuild.finished(build_dir):
+        return KernelBuild.load(build_dir)
+    # Built in place, under its lock: kbuild writes the O= folder's own path into the
+    # Makefile it generates there, so a folder built elsewhere and renamed is not usable.
+    # The stamp, written last (atomically), is what publishes it; a folder without one is
+    # what a failed or killed attempt left, and is started again.
+    with locked(build_dir, f"the Rust metadata for {release}"):
+        if KernelBuild.finished(build_dir):
+            return KernelBuild.load(build_dir)
+        if build_dir.exists():
+            shutil.rmtree(build_dir)
+        build_dir.mkdir(parents=True)
+        shutil.copy(header_tree / ".config", build_dir / ".config")
+        argv = out_of_tree_make(source.tree, build_dir, *make_vars)
         with step(f"regenerating the Rust metadata of {release} (modules_prepare)"):
-            tc.run([*argv, "olddefconfig"], cwd=private, binds=[source.tree])
-            final = parse_config((private / ".config").read_text())
+            tc.run([*argv, "olddefconfig"], cwd=build_dir, binds=[source.tree])
+            final = parse_config((build_dir / ".config").read_text())
             if final.get("RUST") != "y":
                 raise RustkmError(f"CONFIG_RUST did not survive olddefconfig for {release}",
                                   hint="the toolchain differs from the kernel's; see "
                                        "`rustkm doctor --config` on the headers' .config")
-            tc.run([*argv, "-j2", "modules_prepare"], cwd=private, binds=[source.tree])
+            tc.run([*argv, "-j2", "modules_prepare"], cwd=build_dir, binds=[source.tree])
         # modpost needs the distribution's exports: without them every symbol is "undefined".
-        shutil.copy(header_tree / "Module.symvers", private / "Module.symvers")
-        build.save(into=private)
-
-    publish_once(build_dir, f"the Rust metadata for {release}", prepare,
-                 ready=KernelBuild.finished)
+        shutil.copy(header_tree / "Module.symvers", build_dir / "Module.symvers")
+        build.save()
     return KernelBuild.load(build_dir)
