@@ -256,7 +256,8 @@ static void sleep_ms(long ms)
 
 /*
  * End everything below the keeper: stop each process first so that none can fork while we
- * look, then kill them all. Writes the ones that survive SIGKILL (D state) into `note`.
+ * look, then kill them all. With `note`, wait for the keeper to reap them and write the ones
+ * that survive SIGKILL (D state) into it; returns how many.
  */
 static int kill_below(pid_t keeper, char *note, size_t size)
 {
@@ -275,6 +276,8 @@ static int kill_below(pid_t keeper, char *note, size_t size)
 	}
 	for (int i = 0; i < n; i++)
 		kill(pids[i], SIGKILL);
+	if (!note)
+		return 0;
 	for (int wait = 0; wait < 40; wait++) {	/* the keeper reaps them */
 		n = descendants(keeper, pids, MAX_PIDS);
 		if (!n)
@@ -431,7 +434,6 @@ static void reap_orphans(void)
 static void kill_orphans(void)
 {
 	static pid_t children[MAX_PIDS];
-	char ignored[1];
 	int n;
 
 	reap_orphans();
@@ -445,12 +447,15 @@ static void kill_orphans(void)
 			keeper |= keepers[k] == children[i];
 		if (keeper || proc_stat(children[i], &ppid, &state) || ppid != getpid())
 			continue;
+		/* Stopped, it cannot reap what dies below it: kill it too, and reap them all. */
 		kill(children[i], SIGSTOP);
-		kill_below(children[i], ignored, 0);
+		kill_below(children[i], NULL, 0);
 		kill(children[i], SIGKILL);
 	}
-	sleep_ms(50);
-	reap_orphans();
+	for (int wait = 0; wait < 10; wait++) {
+		sleep_ms(20);
+		reap_orphans();
+	}
 }
 
 static double now(void)
