@@ -168,9 +168,9 @@ def test_subtests_nest_the_log_and_name_a_failure(vm, capsys):
     with vm.subtest("reads work"):
         vm.succeed("true")
     assert "subtest: reads work" in capsys.readouterr().err
-    with pytest.raises(CommandFailed, match="subtest 'writes fail'.*succeeded but should fail"):
-        with vm.subtest("writes fail"):
-            vm.fail("true")
+    with pytest.raises(CommandFailed, match="subtest 'writes fail'.*succeeded but should fail"), \
+            vm.subtest("writes fail"):
+        vm.fail("true")
 
 
 def test_every_public_verb_has_a_docstring():

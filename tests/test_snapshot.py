@@ -117,7 +117,8 @@ def test_concurrent_workers_share_one_snapshot(kernel, tmp_path):
     for (out, err), worker in zip(outputs, workers, strict=True):
         assert worker.returncode == 0, err
         assert out.split() == ["ok", "ok"]
-    saved = sum(len(re.findall(r"^snapshot \w+: \d+ MiB$", err, re.M)) for _, err in outputs)
+    saved = sum(len(re.findall(r"^snapshot \w+: \d+ MiB$", err, re.MULTILINE))
+                for _, err in outputs)
     restored = sum(err.count("restored from snapshot") for _, err in outputs)
     # One of them saves; a VM started while the save is under way boots cold, not waiting.
     assert saved == 1 and restored >= 1, [err for _, err in outputs]

@@ -10,7 +10,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rustkm.accel import choose_accel
@@ -132,13 +132,19 @@ class Machine:
             self._push_payload()
 
     def _snapshot_key(self, initramfs: Path) -> str:
+        """Everything that shapes the booted guest: QEMU's whole command line (the kernel's
+        included, socket paths aside), the kernel file, the initramfs (by content) and the
+        QEMU version."""
         image = self.kernel.image.stat()
-        options = {k: v for k, v in asdict(self.options).items() if k != "boot_timeout"}
-        return snapshot_key(kernel=str(self.kernel.image), kernel_file=(image.st_size,
-                                                                        image.st_mtime_ns),
-                            initramfs=initramfs.name, qemu=self.tc.versions().get("qemu", ""),
-                            accel=self.accel, options=options,
-                            virtio=self.spec.agent_virtio)
+        argv = self._qemu_argv(initramfs, Path("console.sock"), Path("agent.sock"))
+        return snapshot_key(argv=argv, kernel_file=(image.st_size, image.st_mtime_ns),
+                            qemu=self.tc.versions().get("qemu", ""))
+
+    def _qemu_argv(self, initramfs: Path, console_sock: Path, agent_sock: Path) -> list[str]:
+        qboot = (self.tc.root or Path("/")) / QBOOT.lstrip("/")
+        return qemu_argv(self.kernel.image, initramfs, self.options, self.accel, console_sock,
+                         agent_sock, QBOOT if qboot.exists() else None,
+                         virtio=bool(self.spec.agent_virtio))
 
     def _boot(self, initramfs: Path, how: str, snapshot: Snapshot | None = None) -> None:
         self.boot_how = how
@@ -147,10 +153,7 @@ class Machine:
             console_sock = self.workdir / "console.sock"
             agent_sock = self.workdir / "agent.sock"
             qmp_sock = self.workdir / "qmp.sock"
-            qboot = (self.tc.root or Path("/")) / QBOOT.lstrip("/")
-            argv = qemu_argv(self.kernel.image, initramfs, self.options, self.accel,
-                             console_sock, agent_sock, QBOOT if qboot.exists() else None,
-                             virtio=bool(self.spec.agent_virtio))
+            argv = self._qemu_argv(initramfs, console_sock, agent_sock)
             argv += ["-qmp", f"unix:{qmp_sock},server=on,wait=off"]
             if snapshot is not None:
                 argv += ["-incoming", "defer"]
