@@ -1,0 +1,44 @@
+"""`rustkm shell` through a pseudo-terminal: a prompt in a (restored) guest with the module
+loaded, a command's output, and a clean exit."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def _read_until(fd: int, needle: bytes, timeout: float) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while needle not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:
+                break
+    return seen
+
+
+def test_an_interactive_shell_in_a_guest(kernel):
+    main, side = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "rustkm.cli", "shell", "kmods/printerfact"],
+                            stdin=side, stdout=side, stderr=side, cwd=ROOT, close_fds=True)
+    os.close(side)
+    try:
+        assert b"Ctrl-] or `exit` leaves" in _read_until(main, b"leaves", 300)
+        os.write(main, b"grep -c printerfact /proc/modules; echo marker-$((6*7))\r")
+        out = _read_until(main, b"marker-42", 60)
+        assert b"marker-42" in out and b"\n1\r" in out.replace(b"\r\r", b"\r")
+        os.write(main, b"exit\r")
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        os.close(main)
