@@ -38,6 +38,9 @@ def test_an_interactive_shell_in_a_guest(kernel):
         out = _read_until(main, b"marker-42", 60)
         assert b"marker-42" in out and b"\n1\r" in out.replace(b"\r\r", b"\r")
         os.write(main, b"exit\r")
+        # Keep reading, as a terminal does, so that the shell's last words never block it.
+        tail = _read_until(main, b"the guest shell exited", 60)
+        assert b"the guest shell exited" in tail, tail[-2000:]
         assert proc.wait(timeout=60) == 0
     finally:
         proc.kill()

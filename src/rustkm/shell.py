@@ -48,6 +48,7 @@ def _bridge(sock: socket.socket) -> None:
     stdin = sys.stdin.fileno()
     saved = termios.tcgetattr(stdin)
     tty.setraw(stdin)
+    recent = b""  # the end of what came before: the marker may arrive split in two reads
     try:
         while True:
             ready, _, _ = select.select([stdin, sock], [], [])
@@ -61,7 +62,8 @@ def _bridge(sock: socket.socket) -> None:
                 if not data:
                     return
                 os.write(sys.stdout.fileno(), data)
-                if _EXITED in data:
+                recent = (recent + data)[-2 * len(_EXITED):]
+                if _EXITED in recent:
                     return
     finally:
         termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
