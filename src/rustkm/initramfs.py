@@ -83,6 +83,8 @@ class InitramfsSpec:
     extra_init: str = ""
     agent_port: str = "/dev/ttyS1"
     agent_virtio: str = ""  # the name of a virtio-serial port to prefer, when QEMU offers one
+    # Modules /init loads first, in this order: a stock kernel's own virtio drivers.
+    early_modules: tuple[Path, ...] = ()
     _cached: dict[str, bytes] = field(default_factory=dict, compare=False, hash=False)
 
 
@@ -103,8 +105,14 @@ def build_initramfs(spec: InitramfsSpec) -> bytes:
     archive.file("/bin/busybox", spec.busybox.read_bytes(), 0o755)
     archive.symlink("/bin/sh", "busybox")
     archive.file("/init", guest_file("init"), 0o755)
-    config = f"AGENT_PORT={spec.agent_port}\nAGENT_VIRTIO={spec.agent_virtio}\n" + spec.extra_init
+    early = " ".join(f"/rustkm/early/{m.name}" for m in spec.early_modules)
+    config = (f"AGENT_PORT={spec.agent_port}\nAGENT_VIRTIO={spec.agent_virtio}\n"
+              f"EARLY_MODULES='{early}'\n" + spec.extra_init)
     archive.file("/rustkm/config", config.encode(), 0o644)
+    if spec.early_modules:
+        archive.directory("/rustkm/early")
+    for module in spec.early_modules:
+        archive.file(f"/rustkm/early/{module.name}", module.read_bytes())
     for module in spec.modules:
         if not module.is_file():
             raise RustkmError(f"module {module} does not exist", hint="build it: rustkm build")

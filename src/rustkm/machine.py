@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rustkm.accel import choose_accel
 from rustkm.agent import AgentChannel, AgentError, CommandResult, GuestStuck
@@ -23,9 +24,12 @@ from rustkm.modinfo import read_module
 from rustkm.oops import Trouble, find_trouble, set_demangler
 from rustkm.qmp import QmpClient
 from rustkm.snapshot import Snapshot, discard, find, restore, save, snapshot_key, snapshots_enabled
-from rustkm.toolchain import Toolchain, ensure_toolchain
+from rustkm.toolchain import Toolchain, ensure_toolchain, store_dir
 from rustkm.vm import QBOOT, VIRTIO_AGENT_PORT, QemuProcess, VmOptions, qemu_argv
 from rustkm.workdir import make_workdir
+
+if TYPE_CHECKING:
+    from rustkm.kernel.build import KernelBuild
 
 DEFAULT_TIMEOUT = 60.0
 _COPY_CHUNK = 1 << 20
@@ -57,7 +61,9 @@ class GuestKernel:
 
     image: Path
     release: str = ""
-    virtio: bool = False  # the kernel has virtio-pci and virtio-console built in
+    virtio: bool = False  # the kernel has virtio-pci and virtio-console (built in or below)
+    # Modules the guest loads before its agent starts: a stock kernel's own virtio drivers.
+    early_modules: tuple[Path, ...] = ()
 
 
 class Machine:
@@ -585,7 +591,9 @@ def boot(kernel: object = None, modules: Sequence[Path] = (), *,
     spec = InitramfsSpec(modules=tuple(Path(m).resolve() for m in modules),
                          files=tuple(guest_tools()),
                          busybox=toolchain_busybox(tc),
-                         agent_virtio=VIRTIO_AGENT_PORT if _channel(image) == "virtio" else "")
+                         agent_virtio=VIRTIO_AGENT_PORT if _channel(image) == "virtio" else "",
+                         early_modules=image.early_modules if _channel(image) == "virtio"
+                         else ())
     workdir = make_workdir(name)
     if options is None:
         options = VmOptions(memory_mb=max(VmOptions.memory_mb, getattr(kernel, "memory_mb", 0)))
@@ -625,15 +633,27 @@ def _has_virtio(config: Path) -> bool:
     return all(f"\nCONFIG_{option}=y\n" in text for option in ("VIRTIO_PCI", "VIRTIO_CONSOLE"))
 
 
+def _stock_virtio(kernel: KernelBuild) -> tuple[Path, ...]:
+    from rustkm.stock_virtio import stock_virtio_modules
+
+    image = Path(kernel.image_path)
+    modules_dir = image.parent if image.parent.name == kernel.release else \
+        image.parent.parent / "usr/lib/modules" / kernel.release
+    return stock_virtio_modules(modules_dir, kernel.config,
+                                store_dir() / "stock" / kernel.release)
+
+
 def _kernel_image(kernel: object) -> GuestKernel:
     from rustkm.kernel.build import KernelBuild
 
     if isinstance(kernel, GuestKernel):
         return kernel
     if isinstance(kernel, KernelBuild):
-        # A distribution's kernel has virtio as modules the initramfs lacks: serial port.
-        virtio = not kernel.image_path and _has_virtio(kernel.config)
-        return GuestKernel(kernel.image, kernel.release, virtio)
+        if kernel.image_path:
+            # A distribution's kernel: its own virtio modules go in the initramfs.
+            early = _stock_virtio(kernel)
+            return GuestKernel(kernel.image, kernel.release, bool(early), early)
+        return GuestKernel(kernel.image, kernel.release, _has_virtio(kernel.config))
     if isinstance(kernel, (str, Path)):
         path = Path(kernel)
         if not path.is_file():
