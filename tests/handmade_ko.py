@@ -18,11 +18,11 @@ ET_REL, ET_EXEC = 1, 2
 def module_bytes(bits: int = 64, little_endian: bool = True, machine: int = EM_X86_64,
                  elf_type: int = ET_REL, vermagic: str = VERMAGIC,
                  undefined: tuple[str, ...] = ("misc_register", "_printk"),
-                 weak: tuple[str, ...] = ("maybe_there",), name: str = "handmade",
+                 weak: tuple[str, ...] = ("maybe_there",), modname: str = "handmade",
                  depends: str = "") -> bytes:
     order = "<" if little_endian else ">"
     wide = bits == 64
-    modinfo = f"license=GPL\0name={name}\0depends={depends}\0vermagic={vermagic}\0".encode()
+    modinfo = f"license=GPL\0name={modname}\0depends={depends}\0vermagic={vermagic}\0".encode()
     names = [""] + list(undefined) + list(weak) + ["init_module"]
     strtab = b"\0".join(n.encode() for n in names) + b"\0"
     offsets = [strtab.index(n.encode() + b"\0") if n else 0 for n in names]

@@ -1,5 +1,5 @@
-"""A stock kernel's virtio modules for the agent's channel: found in its package's module
-tree, decompressed, and ordered by their own `depends=` so that insmod accepts each in turn."""
+"""A stock kernel's virtio modules for the agent's channel, where they are modules: found in
+its module tree, decompressed, and ordered by their own `depends=` so that insmod accepts each in turn."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import lzma
 from pathlib import Path
 
 import pytest
-
 from handmade_ko import module_bytes
+
 from rustkm.errors import RustkmError
 from rustkm.modinfo import read_module
 from rustkm.stock_virtio import load_order, module_name, stock_virtio_modules
@@ -31,7 +31,7 @@ def make_tree(root: Path, tree: dict[str, str] = TREE) -> Path:
     for rel, depends in tree.items():
         path = root / "kernel" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(lzma.compress(module_bytes(name=module_name(path.name),
+        path.write_bytes(lzma.compress(module_bytes(modname=module_name(path.name),
                                                     depends=depends)))
     return root
 
@@ -81,6 +81,13 @@ def test_published_once_and_the_serial_port_when_a_module_is_missing(tmp_path):
     assert [p.name for p in first][-1] in ("virtio_console.ko", "virtio_rng.ko")
     assert all(p.is_file() for p in first)
     assert stock_virtio_modules(modules, tmp_path / "config", tmp_path / "cache") == first
-    broken = make_tree(tmp_path / "broken", {k: v for k, v in TREE.items() if "rng" not in k})
-    assert stock_virtio_modules(broken, tmp_path / "config", tmp_path / "cache2") == ()
-    assert not (tmp_path / "cache2" / "virtio-modules").exists()
+    # The RNG is welcome, not needed; the console is needed.
+    no_rng = make_tree(tmp_path / "no-rng", {k: v for k, v in TREE.items() if "rng" not in k})
+    names = [p.name for p in stock_virtio_modules(no_rng, tmp_path / "config", tmp_path / "c2")]
+    assert "virtio_console.ko" in names and "virtio_rng.ko" not in names
+    broken = make_tree(tmp_path / "broken",
+                       {k: v for k, v in TREE.items() if "console" not in k})
+    assert stock_virtio_modules(broken, tmp_path / "config", tmp_path / "cache3") == ()
+    assert not (tmp_path / "cache3" / "virtio-modules").exists()
+    # No module tree at all (Debian's linux-binary package has only the image): nothing.
+    assert stock_virtio_modules(tmp_path / "nothing", tmp_path / "config", tmp_path / "c4") == ()

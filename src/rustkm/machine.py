@@ -652,7 +652,8 @@ def _kernel_image(kernel: object) -> GuestKernel:
         if kernel.image_path:
             # A distribution's kernel: its own virtio modules go in the initramfs.
             early = _stock_virtio(kernel)
-            return GuestKernel(kernel.image, kernel.release, bool(early), early)
+            return GuestKernel(kernel.image, kernel.release,
+                               _has_virtio(kernel.config) or bool(early), early)
         return GuestKernel(kernel.image, kernel.release, _has_virtio(kernel.config))
     if isinstance(kernel, (str, Path)):
         path = Path(kernel)

@@ -1,11 +1,13 @@
 """A distribution kernel's own virtio drivers, for the agent's fast channel.
 
-Debian builds virtio-pci, virtio-console and virtio-rng as modules, compressed, and its
-package ships no modules.dep (depmod runs at install time). The guest's /init loads them from
-the initramfs before it looks for the agent's port, so a stock kernel gets the same channel,
-module pushing and one-snapshot-per-kernel as a self-built one. Each module is decompressed on
-the host (the guest's busybox insmod reads plain ELF only) and its dependencies are read from
-its own `.modinfo` `depends=` field, then ordered so that every module follows what it needs.
+A stock kernel that builds virtio-pci and virtio-console in (Debian's 7.2 does) gets the same
+channel, module pushing and one snapshot per kernel as a self-built one. Where they are modules
+(and virtio-rng, a module in Debian's), the guest's /init loads them from the initramfs before
+it looks for the agent's port, when the kernel's module tree is at hand (Debian's
+linux-modules package, 110 MB, is not fetched for them). Distribution packages ship no
+modules.dep (depmod runs at install time): each module is decompressed on the host (the
+guest's busybox insmod reads plain ELF only), its dependencies are read from its own
+`.modinfo` `depends=` field, and they are ordered so that every module follows what it needs.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from rustkm.errors import RustkmError
 from rustkm.log import say
 from rustkm.modinfo import read_module
 
-# What the channel needs, by module name: the PCI transport, the console (its ports) and the
-# RNG the host reseeds through.
-DRIVERS = ("virtio_pci", "virtio_console", "virtio_rng")
+# What the channel needs, by module name: the PCI transport and the console (its ports);
+# and, where the kernel has it, the RNG the host reseeds through.
+DRIVERS = ("virtio_pci", "virtio_console")
+OPTIONAL = ("virtio_rng",)
 CONFIG_OF = {"virtio_pci": "VIRTIO_PCI", "virtio_console": "VIRTIO_CONSOLE",
              "virtio_rng": "HW_RANDOM_VIRTIO"}
 _SUFFIXES = (".ko", ".ko.xz", ".ko.gz")
@@ -66,7 +69,9 @@ def load_order(tree: Path, config_text: str, dest: Path) -> list[str]:
     """Decompress the channel's modules and what they need from `tree` into `dest`; return
     their file names in an order insmod accepts. Empty when the kernel builds them all in."""
     index = _index(tree)
-    wanted = [d for d in DRIVERS if d not in _built_in(config_text)]
+    built_in = _built_in(config_text)
+    wanted = [d for d in DRIVERS if d not in built_in] + \
+        [d for d in OPTIONAL if d not in built_in and d in index]
     dest.mkdir(parents=True, exist_ok=True)
     order: list[str] = []
     visiting: set[str] = set()
