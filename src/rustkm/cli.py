@@ -130,6 +130,9 @@ def _vm_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus", type=_positive, default=1)
     p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
     p.add_argument("--append", action="append", default=[], help="kernel command line word")
+    p.add_argument("--device", action="append", default=[], dest="devices", metavar="DEVICE",
+                   help="a QEMU device, as -device takes it (e.g. edu, "
+                        "qemu-xhci,id=xhci); repeatable")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -284,11 +287,20 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_device_syntax(devices: list[str]) -> None:
+    """A --device that names no driver is refused before the toolchain and kernel; whether
+    QEMU has that driver is checked (against QEMU's list) before the boot."""
+    from rustkm.devices import device_driver
+
+    for device in devices:
+        device_driver(device)
+
+
 def _vm(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from rustkm.vm import VmOptions
 
     return VmOptions(memory_mb=args.memory, cpus=args.cpus, accel=args.accel,
-                     append=tuple(args.append))
+                     append=tuple(args.append), devices=tuple(args.devices))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -297,6 +309,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     command = args.command
     timeout = command_timeout()
     check_module_folders(args.modules)
+    _check_device_syntax(args.devices)
     tc, kernel, builds = _build_modules(args, args.modules)
     kos = [ko for b in builds for ko in b.modules]
     with boot(kernel, kos, options=_vm(args), toolchain=tc) as vm:
@@ -319,6 +332,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
         raise RustkmError("rustkm shell needs a terminal",
                           hint="use `rustkm run MODULE -- COMMAND` from scripts")
     check_module_folders(args.modules)
+    _check_device_syntax(args.devices)
     tc, kernel, builds = _build_modules(args, args.modules) if args.modules else (None, None, [])
     if kernel is None:
         from rustkm.session import prepare_kernel

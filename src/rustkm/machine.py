@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from rustkm.accel import choose_accel
 from rustkm.agent import AgentChannel, AgentError, CommandResult, GuestStuck
 from rustkm.console import ConsoleLog
+from rustkm.devices import check_devices, qemu_device_names, snapshot_obstacle
 from rustkm.errors import RustkmError
 from rustkm.initramfs import GUEST_MODULE_DIR, InitramfsSpec, toolchain_busybox, write_initramfs
 from rustkm.log import say, step
@@ -104,6 +105,9 @@ class Machine:
         if not snapshots_enabled():
             self._boot(write_initramfs(full), "cold boot: snapshots are off (RUSTKM_SNAPSHOTS=0)")
             return
+        if obstacle := snapshot_obstacle(self.options.devices):
+            self._boot(write_initramfs(full), f"cold boot: {obstacle}")
+            return
         push = bool(self.spec.agent_virtio)
         initramfs = write_initramfs(replace(self.spec, modules=()) if push else full)
         key = self.snapshot_key = self._snapshot_key(initramfs)
@@ -165,11 +169,14 @@ class Machine:
                 argv += ["-incoming", "defer"]
             binds = [self.kernel.image.parent, initramfs.parent]
             self._qemu = QemuProcess(self.tc, argv, self.workdir, binds=binds)
-            self._qemu.connect(console_sock, agent_sock)
-            assert self._qemu.console is not None and self._qemu.agent is not None
-            self._console = ConsoleLog(self._qemu.console, self.workdir / "console.log")
-            self._agent = AgentChannel(self._qemu.agent, self._stop_reason)
-            self._qmp = QmpClient(qmp_sock)
+            try:
+                self._qemu.connect(console_sock, agent_sock)
+                assert self._qemu.console is not None and self._qemu.agent is not None
+                self._console = ConsoleLog(self._qemu.console, self.workdir / "console.log")
+                self._agent = AgentChannel(self._qemu.agent, self._stop_reason)
+                self._qmp = QmpClient(qmp_sock)
+            except (RustkmError, OSError) as e:
+                raise _refused_start(self._qemu, e) from None
             try:
                 if snapshot is not None:
                     restore(self._qmp, snapshot)
@@ -556,6 +563,21 @@ class Machine:
             yield
 
 
+def _refused_start(qemu: QemuProcess, error: Exception) -> Exception:
+    """QEMU exits at start when it refuses its command line (a device property it does not
+    know, a bad value): its own message, not a broken socket, is what the user needs."""
+    if not qemu.wait(5):
+        return error
+    stderr = qemu.stderr_text().strip()
+    first = next((line for line in stderr.splitlines() if line.strip()), "")
+    reason = first.split(": ", 1)[1] if first.startswith("qemu-system") and ": " in first \
+        else first
+    return RustkmError(f"QEMU refused to start: {reason or f'exit status {qemu.proc.returncode}'}",
+                       details=stderr[-4000:],
+                       hint="check the --device/devices= properties against "
+                            "`qemu-system-x86_64 -device DRIVER,help`")
+
+
 def _check_guest_path(path: str) -> None:
     if not path.startswith("/"):
         raise RustkmError(f"guest path {path!r} is not absolute",
@@ -594,9 +616,11 @@ def boot(kernel: object = None, modules: Sequence[Path] = (), *,
                          agent_virtio=VIRTIO_AGENT_PORT if _channel(image) == "virtio" else "",
                          early_modules=image.early_modules if _channel(image) == "virtio"
                          else ())
-    workdir = make_workdir(name)
     if options is None:
         options = VmOptions(memory_mb=max(VmOptions.memory_mb, getattr(kernel, "memory_mb", 0)))
+    if options.devices:
+        check_devices(options.devices, qemu_device_names(tc))
+    workdir = make_workdir(name)
     machine = Machine(name, tc, image, spec, options, workdir,
                       [(g, Path(h).resolve()) for g, h in files])
     try:

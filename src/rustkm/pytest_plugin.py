@@ -7,8 +7,9 @@
 
 Module folders in the marker are relative to the test file, as are `files=[(guest path, host
 path)]` and `programs=["tool.c"]`: one-file C programs built static with the toolchain's gcc
-(cached by their hash) and put at /bin/tool in the guest. The console log of a failed test is
-attached to its report.
+(cached by their hash) and put at /bin/tool in the guest. `devices=` adds QEMU devices, each
+a `-device` string (`"edu"`, `"qemu-xhci,id=xhci"`). The console log of a failed
+test is attached to its report.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "rustkm(modules=[...], cpus=, memory=, append=[...], "
-                            "files=[(guest, host)], programs=[...]): modules to build and put "
-                            "in the `vm` fixture's guest, files and C programs, VM options")
+                            "files=[(guest, host)], programs=[...], devices=[...]): modules "
+                            "to build and put in the `vm` fixture's guest, files and C "
+                            "programs, VM options, QEMU devices (-device strings)")
 
 
 @pytest.fixture(scope="session")
@@ -85,8 +87,12 @@ def vm(request: pytest.FixtureRequest,
     files += [user_program(here / p) for p in settings.pop("programs", ())]
     tc, kernel = rustkm_kernel
     memory = max(settings.pop("memory", VmOptions.memory_mb), kernel.memory_mb)
+    devices = settings.pop("devices", ())
+    if isinstance(devices, str) or not all(isinstance(d, str) for d in devices):
+        raise pytest.UsageError("rustkm marker: devices= takes a list of QEMU -device strings, "
+                                "e.g. devices=[\"edu\"]")
     options = VmOptions(memory_mb=memory, cpus=settings.pop("cpus", 1),
-                        append=tuple(settings.pop("append", ())))
+                        append=tuple(settings.pop("append", ())), devices=tuple(devices))
     if settings:
         raise pytest.UsageError(f"unknown rustkm marker options: {', '.join(settings)}")
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]

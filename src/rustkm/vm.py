@@ -32,6 +32,7 @@ class VmOptions:
     boot_timeout: float = 120.0
     hung_task_seconds: int = 10
     shell_port: bool = False  # a third serial port (ttyS2) for an interactive shell
+    devices: tuple[str, ...] = ()  # QEMU -device strings (rustkm.devices checks them)
     qemu_args: tuple[str, ...] = field(default=())
 
 
@@ -85,6 +86,8 @@ def qemu_argv(kernel: Path, initramfs: Path, options: VmOptions, accel: str,
                  "-serial", "chardev:shell"]
     if options.network:
         argv += ["-nic", "user,model=e1000"]
+    for device in options.devices:
+        argv += ["-device", device]
     return argv + list(options.qemu_args)
 
 

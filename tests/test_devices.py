@@ -1,0 +1,161 @@
+"""QEMU devices per VM: -device strings parsed and checked against QEMU's own list before any
+boot, a property QEMU rejects reported with QEMU's message, devices in the guest and in the
+snapshot key, and how VMs with devices start."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rustkm.devices import (
+    check_devices,
+    device_driver,
+    parse_help,
+    qemu_device_names,
+    snapshot_obstacle,
+    split_options,
+)
+from rustkm.errors import RustkmError
+from rustkm.machine import boot
+from rustkm.vm import VmOptions, qemu_argv
+
+ROOT = Path(__file__).parents[1]
+
+HELP = '''Controller/Bridge/Hub devices:
+name "pci-bridge", bus PCI, desc "Standard PCI Bridge"
+name "qemu-xhci", bus PCI
+
+Misc devices:
+name "edu", bus PCI
+name "pci-testdev", bus PCI, desc "PCI Test Device"
+name "tmp105", bus i2c-bus
+'''
+
+
+@pytest.mark.parametrize(("spec", "driver"), [
+    ("edu", "edu"),
+    ("tmp105,address=0x48,id=sensor", "tmp105"),
+    ("driver=tmp105,address=0x48", "tmp105"),
+    ("address=0x48,driver=tmp105", "tmp105"),
+    ('{"driver": "edu", "id": "e0"}', "edu"),
+    ("edu,id=a,,b", "edu"),
+])
+def test_the_driver_is_read_as_qemu_reads_it(spec, driver):
+    assert device_driver(spec) == driver
+
+
+def test_doubled_commas_are_commas():
+    assert split_options("a,b=x,,y,c") == ["a", "b=x,y", "c"]
+    assert split_options("edu") == ["edu"]
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("", "not a QEMU -device string"),
+    ("  ", "not a QEMU -device string"),
+    ("edu\nfoo", "not a QEMU -device string"),
+    ("address=0x48", "names no driver"),
+    ("driver=", "names no driver"),
+    ("help", "asks QEMU for help"),
+    ("edu,help", "asks QEMU for help"),
+    ("tmp105,address=?", "asks QEMU for help"),
+    ("{nope", "not valid JSON"),
+    ('{"id": "x"}', 'no "driver" string'),
+])
+def test_malformed_devices_are_refused(spec, message):
+    with pytest.raises(RustkmError, match=message):
+        device_driver(spec)
+
+
+def test_help_output_gives_the_names():
+    assert parse_help(HELP) == {"pci-bridge", "qemu-xhci", "edu", "pci-testdev", "tmp105"}
+
+
+def test_an_unknown_device_is_refused_with_qemus_names_and_the_closest_first():
+    with pytest.raises(RustkmError) as caught:
+        check_devices(["edu", "tmp10,address=0x48"], parse_help(HELP))
+    error = caught.value
+    assert "QEMU has no device 'tmp10'" in error.message
+    assert error.hint is not None and error.hint.startswith("did you mean tmp105?")
+    assert error.details is not None
+    assert "edu, pci-bridge, pci-testdev, qemu-xhci, tmp105" in error.details
+    check_devices(["edu", "tmp105,address=0x48", '{"driver": "qemu-xhci"}'], parse_help(HELP))
+
+
+def test_devices_without_migration_state_make_the_vm_boot_cold():
+    assert snapshot_obstacle([]) is None
+    assert snapshot_obstacle(["qemu-xhci", "usb-kbd"]) is None
+    why = snapshot_obstacle(["qemu-xhci", "edu", "edu,id=two"])
+    assert why is not None and why.startswith("device(s) edu have no state")
+
+
+def test_devices_go_on_qemus_command_line_in_order():
+    options = VmOptions(devices=("edu", "tmp105,address=0x48"))
+    argv = qemu_argv(Path("/k"), Path("/i"), options, "tcg", Path("/c"), Path("/a"))
+    at = argv.index("edu")
+    assert argv[at - 1:at + 3] == ["-device", "edu", "-device", "tmp105,address=0x48"]
+    assert "edu" not in qemu_argv(Path("/k"), Path("/i"), VmOptions(), "tcg", Path("/c"),
+                                  Path("/a"))
+
+
+def test_a_device_without_a_driver_is_refused_before_the_toolchain(tmp_path):
+    cache = tmp_path / "cache"
+    result = subprocess.run(
+        [sys.executable, "-m", "rustkm.cli", "run", "--device", "address=0x48", "--", "true"],
+        cwd=ROOT, env={"RUSTKM_CACHE": str(cache), "PATH": str(tmp_path / "none")},
+        capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert "error: device 'address=0x48' names no driver" in result.stderr
+    assert not (cache / "toolchain").exists()
+
+
+# -- against the real QEMU and kernel --------------------------------------------------------
+
+
+def pci_ids(vm) -> list[str]:
+    return vm.succeed("for d in /sys/bus/pci/devices/*; do echo $(cat $d/vendor):$(cat "
+                      "$d/device); done").split()
+
+
+def test_qemus_list_is_read_once_and_cached(rustkm_kernel):
+    tc, _ = rustkm_kernel
+    names = qemu_device_names(tc)
+    assert {"edu", "pci-testdev", "qemu-xhci", "usb-kbd"} <= names
+    start = time.monotonic()
+    assert qemu_device_names(tc) == names
+    assert time.monotonic() - start < 0.5
+
+
+def test_an_unknown_device_is_refused_before_boot(rustkm_kernel):
+    tc, kernel = rustkm_kernel
+    start = time.monotonic()
+    with (pytest.raises(RustkmError, match="QEMU has no device 'edux'") as caught,
+          boot(kernel, options=VmOptions(devices=("edux",)), toolchain=tc)):
+        pytest.fail("booted")
+    assert caught.value.hint is not None and "did you mean edu" in caught.value.hint
+    assert time.monotonic() - start < 10
+
+
+def test_a_property_qemu_rejects_gets_qemus_message_without_a_hang(rustkm_kernel):
+    tc, kernel = rustkm_kernel
+    start = time.monotonic()
+    with (pytest.raises(RustkmError) as caught,
+          boot(kernel, options=VmOptions(devices=("edu,bogus=1",)), toolchain=tc)):
+        pytest.fail("booted")
+    assert "Property 'edu.bogus' not found" in str(caught.value)
+    assert time.monotonic() - start < 15
+
+
+@pytest.mark.rustkm(devices=["edu", "pci-testdev"])
+def test_pci_devices_appear_in_the_guest_and_the_vm_booted_cold(vm):
+    ids = pci_ids(vm)
+    assert "0x1234:0x11e8" in ids and "0x1b36:0x0005" in ids  # edu, pci-testdev
+    assert vm.boot_how.startswith("cold boot: device(s) edu, pci-testdev have no state")
+
+
+@pytest.mark.rustkm(devices=["qemu-xhci,id=xhci"])
+def test_snapshot_safe_devices_restore_and_qmp_reaches_them(vm):
+    assert not vm.boot_how.startswith("cold boot: device")
+    assert "0x1b36:0x000d" in pci_ids(vm)  # qemu-xhci
+    assert "xhci" in [p["name"] for p in vm.qmp("qom-list", path="/machine/peripheral")]
