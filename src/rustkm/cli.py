@@ -193,6 +193,7 @@ def _parser() -> argparse.ArgumentParser:
     _check(verbs)
     from rustkm.cache_report import register as _cache; _cache(verbs)  # noqa: I001
     from rustkm.doctor import register as _doctor; _doctor(verbs)  # noqa: I001
+    from rustkm.kunit.cli import register as _kunit; _kunit(verbs)  # noqa: I001
     return parser
 
 

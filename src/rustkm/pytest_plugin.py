@@ -41,6 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from rustkm.kunit import pytest_items  # KUnit cases of module folders, one item each
+
+    config.pluginmanager.register(pytest_items, "rustkm-kunit")
     config.addinivalue_line("markers", "rustkm(modules=[...], cpus=, memory=, append=[...], "
                             "files=[(guest, host)], programs=[...], devices=[...]): modules "
                             "to build and put in the `vm` fixture's guest, files and C "

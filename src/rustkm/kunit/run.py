@@ -30,6 +30,8 @@ from rustkm.vm import VmOptions
 KUNIT_APPEND = ("kunit.enable=1",)
 DEBUGFS = "/sys/kernel/debug/kunit"
 SUITE_TIMEOUT = 300.0
+# KUnit's attribute lines ("# NAME.speed: normal", "# module: NAME"): noise in a message.
+_ATTRIBUTE = re.compile(r"^\s*# (\S+\.)?(speed|module|is_init): ")
 # "# case: ASSERTION FAILED at FILE:LINE" (KUnit's failed assertion or expectation).
 _FAILED_AT = re.compile(r"# \S+: (?:ASSERTION|EXPECTATION) FAILED at (\S+?):(\d+)")
 
@@ -54,7 +56,8 @@ class CaseResult:
     @property
     def message(self) -> str:
         """What a developer reads about a failure: where, KUnit's lines, the kernel's report."""
-        lines = [line.strip() for line in self.log if line.strip()]
+        lines = [line.strip() for line in self.log
+                 if line.strip() and not _ATTRIBUTE.match(line)]
         what = {Status.CRASHED: "crashed the kernel (no result came)",
                 Status.NOT_RUN: "never ran: the kernel died before it",
                 Status.TIMEOUT: "timed out"}.get(self.status, self.status.value.lower())
@@ -194,10 +197,10 @@ def _result(suite: KunitSuite, document: KtapTest, seconds: float, ktap: str,
         if test is None:
             cases.append(CaseResult(suite.name, case.name, Status.NOT_RUN))
             continue
-        log = [*test.log]
+        log = []
         for path, inner in test.walk():  # a parameterised case: its parameters' lines
-            mark = "" if inner.status is Status.PASS else f" # {inner.status.value}"
-            log += [*inner.log, f"{' / '.join(path)}: {inner.status.value.lower()}{mark}"]
+            log += [*inner.log, f"parameter {' / '.join(path)!r}: {inner.status.value}"]
+        log += test.log
         result = CaseResult(suite.name, case.name, test.status, log, test.reason)
         if test.status is Status.CRASHED or (trouble and test.status.failed
                                              and any("faulted" in line for line in log)):
@@ -229,6 +232,9 @@ def run_module(tc: Toolchain, kernel: KernelBuild, ko: Path, pattern: str | None
         return ModuleRun(ko.stem, [])
     options = VmOptions(memory_mb=max(VmOptions.memory_mb, kernel.memory_mb),
                         append=(*KUNIT_APPEND, *append))
+    started = time.monotonic()
     with boot(kernel, [ko], options=options, toolchain=tc, name=f"kunit-{ko.stem}",
               keep_logs=keep_logs) as vm:
-        return run_suites(vm, ko.stem, suites, params)
+        run = run_suites(vm, ko.stem, suites, params)
+    run.seconds = time.monotonic() - started  # the guest's start and end included
+    return run

@@ -1,0 +1,79 @@
+"""`rustkm kunit [DIR...] [--filter GLOB] [--json FILE] [--raw]`: build the modules, run their
+KUnit suites in a guest each, print a summary like kunit.py's; exit 1 when a case failed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rustkm.errors import RustkmError
+from rustkm.log import say
+
+
+def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from rustkm.cli import _kernel_options
+
+    p = verbs.add_parser("kunit", help="run the KUnit suites of modules in VMs, kunit.py-style")
+    p.add_argument("dirs", nargs="*", type=Path,
+                   help="module folders (default: the project's folders that declare suites)")
+    p.add_argument("--filter", metavar="GLOB", dest="pattern",
+                   help="SUITE or SUITE.CASE globs, as kunit.py's filter_glob")
+    p.add_argument("--json", type=Path, metavar="FILE",
+                   help="write the results in kunit.py's JSON format")
+    p.add_argument("--raw", action="store_true", help="print the KTAP the kernel printed")
+    _kernel_options(p)
+    p.set_defaults(func=_cmd)
+
+
+def _folders(dirs: list[Path]) -> list[Path]:
+    from rustkm.cli import _module_dirs, check_module_folders
+    from rustkm.kunit.pytest_items import declares_suites
+
+    if dirs:
+        check_module_folders(dirs)
+        return dirs
+    found = [d for d in _module_dirs([]) if declares_suites(d)]
+    if not found:
+        raise RustkmError("no module folder in the project declares a KUnit suite",
+                          hint="add `#[kunit_tests(NAME)] mod tests { #[test] fn ... }` to a "
+                               "module, or name folders: rustkm kunit DIR")
+    return found
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    from rustkm.cli import _build_modules
+    from rustkm.kunit.collect import read_suites
+    from rustkm.kunit.report import json_results, summary
+    from rustkm.kunit.run import kernel_has_kunit, run_module, selected
+    from rustkm.project import find_project
+
+    folders = _folders(args.dirs)
+    tc, kernel, builds = _build_modules(args, folders)
+    if not kernel_has_kunit(kernel.config):
+        raise RustkmError(f"kernel {kernel.release} has no CONFIG_KUNIT, so modules built for "
+                          "it have no KUnit suites (#[kunit_tests] compiles away)",
+                          hint="use rustkm's own kernel (the default; it has CONFIG_KUNIT=y "
+                               "and CONFIG_KUNIT_DEBUGFS=y)")
+    kos = [ko for build in builds for ko in build.modules]
+    wanted = [ko for ko in kos if selected(read_suites(ko), args.pattern)]
+    if not wanted:
+        what = f" matching {args.pattern!r}" if args.pattern else ""
+        raise RustkmError(f"no KUnit suites{what} in {', '.join(str(f) for f in folders)}")
+    runs = [run_module(tc, kernel, ko, args.pattern) for ko in wanted]
+    root = find_project().root
+
+    def shorten(text: str) -> str:
+        return text.replace(f"{root}/", "")
+
+    if args.raw:
+        for run in runs:
+            for suite in run.suites:
+                sys.stdout.write(suite.ktap if suite.ktap.endswith("\n") or not suite.ktap
+                                 else suite.ktap + "\n")
+    for line in summary(runs, shorten):
+        print(line)
+    if args.json:
+        args.json.write_text(json_results(runs, build_dir=str(kernel.build_dir)) + "\n")
+        say(f"wrote {args.json}")
+    return 1 if any(run.failed for run in runs) else 0
