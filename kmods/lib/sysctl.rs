@@ -59,7 +59,7 @@ pub(crate) const fn entry<T: SysctlFile>(
 }
 
 /// Copies the part of `text` at and after `*pos` into `out`; returns how many bytes it copied.
-fn read_at(text: &[u8], pos: &mut i64, out: &mut [u8]) -> usize {
+pub(crate) fn read_at(text: &[u8], pos: &mut i64, out: &mut [u8]) -> usize {
     let start = match usize::try_from(*pos) {
         Ok(start) if start < text.len() => start,
         _ => return 0,

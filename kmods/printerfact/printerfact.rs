@@ -102,3 +102,46 @@ impl PinnedDrop for PrinterFactModule {
         pr_info!("unloaded\n");
     }
 }
+
+#[kunit_tests(printerfact)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fact_is_one_line() {
+        for fact in FACTS {
+            assert!(fact.len() > 1);
+            assert!(fact.ends_with('\n'));
+            assert_eq!(fact.matches('\n').count(), 1);
+        }
+    }
+
+    #[test]
+    fn facts_are_distinct() {
+        for (i, fact) in FACTS.iter().enumerate() {
+            assert!(!FACTS[i + 1..].contains(fact));
+        }
+    }
+
+    #[test]
+    fn random_below_reaches_every_fact_and_no_further() {
+        let mut seen = [false; FACTS.len()];
+        let bound = FACTS.len() as u32;
+        // 12 values over 2000 draws: the chance that a uniform one never shows is 1e-74.
+        for _ in 0..2000 {
+            let index = random_below(bound);
+            assert!(index < bound);
+            if let Some(slot) = seen.get_mut(index as usize) {
+                *slot = true;
+            }
+        }
+        assert!(seen.iter().all(|&hit| hit));
+    }
+
+    #[test]
+    fn random_below_one_is_always_zero() {
+        for _ in 0..100 {
+            assert_eq!(random_below(1), 0);
+        }
+    }
+}

@@ -58,6 +58,17 @@ fn index(pos: i64) -> Result<usize> {
     usize::try_from(pos).map_err(|_| EINVAL)
 }
 
+/// Where a write of `count` bytes at `pos` (at the end, `len`, when `append`) lands in the
+/// contents: `EINVAL` for a negative position, `EFBIG` past the capacity.
+fn write_range(len: usize, pos: i64, count: usize, append: bool) -> Result<(usize, usize)> {
+    let start = if append { len } else { index(pos)? };
+    let end = start.checked_add(count).ok_or(EFBIG)?;
+    if end > CAPACITY {
+        return Err(EFBIG);
+    }
+    Ok((start, end))
+}
+
 impl ProcFile for RegularFile {
     fn open(&self, flags: OpenFlags) -> Result {
         if flags.truncate() {
@@ -82,11 +93,7 @@ impl ProcFile for RegularFile {
         let mut data = KVVec::from_elem(0u8, count, GFP_KERNEL)?;
         input.read_slice(&mut data)?;
         let mut contents = self.contents.lock();
-        let start = if append { contents.len() } else { index(*pos)? };
-        let end = start.checked_add(count).ok_or(EFBIG)?;
-        if end > CAPACITY {
-            return Err(EFBIG);
-        }
+        let (start, end) = write_range(contents.len(), *pos, count, append)?;
         if end > contents.len() {
             // A write past the end leaves a gap of zeros, as in a regular file.
             contents.resize(end, 0, GFP_KERNEL)?;
@@ -123,5 +130,41 @@ impl kernel::Module for ProcFileModule {
 impl Drop for ProcFileModule {
     fn drop(&mut self) {
         pr_info!("unloaded\n");
+    }
+}
+
+#[kunit_tests(procfile)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_lands_at_its_position() {
+        assert_eq!(write_range(0, 0, 5, false), Ok((0, 5)));
+        assert_eq!(write_range(10, 3, 4, false), Ok((3, 7)));
+    }
+
+    #[test]
+    fn a_write_past_the_end_leaves_a_gap() {
+        assert_eq!(write_range(2, 100, 1, false), Ok((100, 101)));
+    }
+
+    #[test]
+    fn an_append_goes_to_the_end_whatever_the_position() {
+        assert_eq!(write_range(10, 0, 4, true), Ok((10, 14)));
+        assert_eq!(write_range(10, -1, 4, true), Ok((10, 14)));
+    }
+
+    #[test]
+    fn the_capacity_is_reachable_but_not_passable() {
+        assert_eq!(write_range(0, 0, CAPACITY, false), Ok((0, CAPACITY)));
+        assert_eq!(write_range(0, 1, CAPACITY, false), Err(EFBIG));
+        assert_eq!(write_range(CAPACITY, 0, 1, true), Err(EFBIG));
+        assert_eq!(write_range(0, i64::MAX, 1, false), Err(EFBIG));
+    }
+
+    #[test]
+    fn a_negative_position_is_invalid() {
+        assert_eq!(write_range(0, -1, 1, false), Err(EINVAL));
+        assert_eq!(index(-5), Err(EINVAL));
     }
 }

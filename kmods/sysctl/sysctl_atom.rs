@@ -45,13 +45,17 @@ impl SysctlFile for Atom {
     }
 
     fn store(&self, input: &[u8]) -> Result {
-        let value = match input {
-            b"0" | b"0\n" => false,
-            b"1" | b"1\n" => true,
-            _ => return Err(EINVAL),
-        };
-        self.0.store(value, Ordering::Relaxed);
+        self.0.store(parse_strict_bool(input)?, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// "0" or "1", with or without one trailing newline; anything else is `EINVAL`.
+fn parse_strict_bool(input: &[u8]) -> Result<bool> {
+    match input {
+        b"0" | b"0\n" => Ok(false),
+        b"1" | b"1\n" => Ok(true),
+        _ => Err(EINVAL),
     }
 }
 
@@ -75,5 +79,46 @@ impl kernel::Module for SysctlAtom {
 impl Drop for SysctlAtom {
     fn drop(&mut self) {
         pr_info!("unloaded\n");
+    }
+}
+
+#[kunit_tests(sysctl_atom)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_0_and_1_with_one_optional_newline() {
+        assert_eq!(parse_strict_bool(b"0"), Ok(false));
+        assert_eq!(parse_strict_bool(b"0\n"), Ok(false));
+        assert_eq!(parse_strict_bool(b"1"), Ok(true));
+        assert_eq!(parse_strict_bool(b"1\n"), Ok(true));
+    }
+
+    #[test]
+    fn refuses_everything_else() {
+        let refused: &[&[u8]] = &[
+            b"", b"\n", b"2", b"-1", b"01", b" 1", b"1 ", b"1\n\n", b"true", b"\x001",
+        ];
+        for input in refused {
+            assert_eq!(parse_strict_bool(input), Err(EINVAL));
+        }
+    }
+
+    #[test]
+    fn shows_the_value_with_a_newline() {
+        let mut out = [0u8; 4];
+        let atom = Atom(AtomicBool::new(true));
+        assert_eq!(atom.show(&mut out), 2);
+        assert_eq!(&out[..2], b"1\n");
+        atom.0.store(false, Ordering::Relaxed);
+        assert_eq!(atom.show(&mut out), 2);
+        assert_eq!(&out[..2], b"0\n");
+    }
+
+    #[test]
+    fn shows_what_fits_in_a_short_buffer() {
+        let mut out = [0u8; 1];
+        assert_eq!(Atom(AtomicBool::new(true)).show(&mut out), 1);
+        assert_eq!(out[0], b'1');
     }
 }
