@@ -1,14 +1,18 @@
 """KUnit suites and cases read from built modules (their .kunit_test_suites tables, through
 the relocations), not from their source."""
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from rustkm.errors import RustkmError
 from rustkm.kunit.collect import KunitCase, read_suites
-from rustkm.kunit.run import selected
+from rustkm.kunit.run import kernel_has_kunit, selected
 from rustkm.module import build_module
+from rustkm.scaffold import scaffold
 
 ROOT = Path(__file__).parents[1]
 
@@ -50,3 +54,26 @@ def test_filter_globs_like_kunit_py(selftest_ko):
     assert [(s.name, [c.name for c in s.cases]) for s in picked] == [
         ("rustkm_selftest", ["fails_on_purpose"])]
     assert selected(suites, "nothing*") == []
+
+
+def test_kernel_has_kunit(tmp_path):
+    config = tmp_path / ".config"
+    config.write_text("CONFIG_RUST=y\n# CONFIG_KUNIT is not set\n")  # as Debian's stock kernels
+    assert not kernel_has_kunit(config)
+    config.write_text("CONFIG_RUST=y\nCONFIG_KUNIT=y\nCONFIG_KUNIT_DEBUGFS=y\n")
+    assert kernel_has_kunit(config)
+    assert not kernel_has_kunit(tmp_path / "missing")
+
+
+def test_on_a_kernel_without_kunit_the_suites_are_one_skipped_item(tmp_path, rustkm_kernel):
+    folder = scaffold("no_kunit_here", tmp_path)
+    # Stands in for a stock kernel: the module folder is collected as on one without KUnit.
+    (folder / "conftest.py").write_text(
+        "import rustkm.kunit.pytest_items as items\n"
+        "items.kernel_has_kunit = lambda config: False\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-rs", "-p", "no:cacheprovider", str(folder)], check=False, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed, 1 skipped" in result.stdout  # its VM test, and the suites skipped
+    assert re.search(r"SKIPPED \[1\] \S*no_kunit_here/Kbuild:1: kernel \S+ has no CONFIG_KUNIT",
+                     result.stdout), result.stdout

@@ -19,11 +19,13 @@ def test_the_scaffold_builds_and_its_test_passes_in_a_vm(tmp_path, kernel):
     folder = scaffold("hello_world", tmp_path)
     assert sorted(p.name for p in folder.iterdir()) == [
         "Kbuild", "README.md", "hello_world.rs", "test_hello_world.py"]
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    result = subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
                              str(folder)], check=False, cwd=ROOT, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 passed" in result.stdout
+    # Its VM test, and the KUnit case of the suite it scaffolds beside it.
+    assert "2 passed" in result.stdout
+    assert "::kunit::hello_world::logs_loaded_then_unloaded PASSED" in result.stdout
 
 
 def test_rust_project_json_resolves_the_kernel_crate_on_the_host(tmp_path, kernel):

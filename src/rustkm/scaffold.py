@@ -27,7 +27,8 @@ MODULE_RS = """\
 
 //! {name}: a minimal Rust kernel module.
 //!
-//! Loading it logs "{name}: loaded"; unloading it, "{name}: unloaded".
+//! Loading it logs "{name}: loaded"; unloading it, "{name}: unloaded". Its unit tests (the
+//! `tests` module below) run inside the kernel with KUnit: `rustkm kunit` or `pytest`.
 
 use kernel::prelude::*;
 
@@ -43,14 +44,36 @@ struct {type_name};
 
 impl kernel::Module for {type_name} {{
     fn init(_module: &'static ThisModule) -> Result<Self> {{
-        pr_info!("loaded\\n");
+        pr_info!("{{}}\\n", state(true));
         Ok({type_name})
     }}
 }}
 
 impl Drop for {type_name} {{
     fn drop(&mut self) {{
-        pr_info!("unloaded\\n");
+        pr_info!("{{}}\\n", state(false));
+    }}
+}}
+
+/// What the module logs when it is loaded (`true`) or unloaded.
+fn state(loaded: bool) -> &'static str {{
+    if loaded {{
+        "loaded"
+    }} else {{
+        "unloaded"
+    }}
+}}
+
+/// Unit tests that run inside the kernel (KUnit) once the module is loaded in a VM; each
+/// `#[test]` is a pytest result. Without CONFIG_KUNIT they compile away.
+#[kunit_tests({name})]
+mod tests {{
+    use super::*;
+
+    #[test]
+    fn logs_loaded_then_unloaded() {{
+        assert_eq!(state(true), "loaded");
+        assert_eq!(state(false), "unloaded");
     }}
 }}
 """
@@ -105,7 +128,9 @@ def scaffold(name: str, parent: Path, author: str = "rustkm user") -> Path:
     (folder / "Kbuild").write_text(f"obj-m := {name}.o\n")
     (folder / f"test_{name}.py").write_text(TEST_PY.format(name=name))
     (folder / "README.md").write_text(f"# {name}\n\nBuild: `rustkm build {folder.name}`. "
-                                      f"Test in a VM: `pytest {folder.name}`.\n")
+                                      f"Test in a VM: `pytest {folder.name}` (its VM tests "
+                                      f"and its KUnit cases), or the KUnit suite alone: "
+                                      f"`rustkm kunit {folder.name}`.\n")
     return folder
 
 

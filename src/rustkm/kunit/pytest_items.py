@@ -71,7 +71,7 @@ def _kernel(config: pytest.Config) -> tuple[Any, Any]:
         from rustkm.session import KernelRequest, prepare_kernel
 
         try:
-            project = find_project(config.rootpath)
+            project = find_project()  # as the rustkm_kernel fixture finds it
             request = KernelRequest.from_project(
                 project, stock=config.getoption("rustkm_kernel", None),
                 debug=True if config.getoption("rustkm_debug", False) else None)
