@@ -92,7 +92,8 @@ class KunitModule(pytest.File):
         self.runs: dict[Path, ModuleRun | RustkmError] = {}
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
-        from rustkm.module import build_module
+        # The plugin's build cache: the folder's VM tests in this process reuse this build.
+        from rustkm.pytest_plugin import build_modules
 
         try:
             tc, kernel = _kernel(self.config)
@@ -101,11 +102,11 @@ class KunitModule(pytest.File):
                     self, name="suites", reason=f"kernel {kernel.release} has no CONFIG_KUNIT: "
                                                 "the module's KUnit suites compile away")
                 return
-            build = build_module(tc, kernel, self.path.parent)
+            kos = build_modules((tc, kernel), [self.path.parent])
         except RustkmError as e:
             yield KunitUnavailable.from_parent(self, name="suites", error=e)
             return
-        for ko in build.modules:
+        for ko in kos:
             for suite in read_suites(ko):
                 yield KunitSuiteNode.from_parent(self, name=suite.name, suite=suite, ko=ko)
 
