@@ -9,6 +9,7 @@ from pathlib import Path
 from rustkm.cache import cache_key, locked
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild, ccache_env
+from rustkm.kernel.gated import configured_out, explain_gates
 from rustkm.log import step
 from rustkm.toolchain import Toolchain, store_dir
 
@@ -70,9 +71,13 @@ def build_module(tc: Toolchain, kernel: KernelBuild, folder: Path,
         raise RustkmError(f"clippy has warnings for {folder}",
                           details=_compiler_messages(proc.stdout or ""))
     if proc.returncode != 0:
+        hint = "fix the errors above (paths are your files), then run again"
+        if gates := configured_out(proc.stdout or ""):
+            # An item of the kernel crate this kernel's config leaves out: say which option.
+            hint = explain_gates(gates, kernel.config, kernel.source.tree,
+                                 stock=bool(kernel.image_path))
         raise RustkmError(f"the module in {folder} does not compile",
-                          details=_compiler_messages(proc.stdout or ""),
-                          hint="fix the errors above (paths are your files), then run again")
+                          details=_compiler_messages(proc.stdout or ""), hint=hint)
     modules = tuple(output / f"{name}.ko" for name in names)
     for module in modules:
         if not module.is_file():
