@@ -133,3 +133,32 @@ impl Drop for HelloDebugfs {
         pr_info!("debugfs example removed\n");
     }
 }
+
+#[kunit_tests(hello_debugfs)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_bool_reads_what_kstrtobool_reads() {
+        let yes: &[&[u8]] = &[
+            b"y", b"Y\n", b"t", b"T", b"1", b"on", b"ON", b"yes", b"true",
+        ];
+        for text in yes {
+            assert_eq!(parse_bool(text), Ok(true));
+        }
+        let no: &[&[u8]] = &[
+            b"n", b"N\n", b"f", b"F", b"0", b"off", b"OFF", b"no", b"false",
+        ];
+        for text in no {
+            assert_eq!(parse_bool(text), Ok(false));
+        }
+    }
+
+    #[test]
+    fn parse_bool_refuses_the_rest() {
+        let refused: &[&[u8]] = &[b"", b"\n", b"2", b"o", b"ox", b" y", b"-1", b"maybe"];
+        for text in refused {
+            assert_eq!(parse_bool(text), Err(EINVAL));
+        }
+    }
+}

@@ -65,3 +65,27 @@ impl Drop for HelloSysfs {
         pr_info!("mymodule: Exit success\n");
     }
 }
+
+#[kunit_tests(hello_sysfs)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_takes_one_decimal_int() {
+        let variable = MyVariable(AtomicI32::new(0));
+        assert_eq!(variable.store(b"42\n"), Ok(()));
+        assert_eq!(variable.0.load(Ordering::Relaxed), 42);
+        assert_eq!(variable.store(b"-2147483648"), Ok(()));
+        assert_eq!(variable.0.load(Ordering::Relaxed), i32::MIN);
+    }
+
+    #[test]
+    fn store_refuses_the_rest_and_keeps_the_value() {
+        let variable = MyVariable(AtomicI32::new(7));
+        let refused: &[&[u8]] = &[b"", b"\n", b"x", b"1 2", b"42abc", b"2147483648", b"4\n\n"];
+        for input in refused {
+            assert_eq!(variable.store(input), Err(EINVAL));
+        }
+        assert_eq!(variable.0.load(Ordering::Relaxed), 7);
+    }
+}

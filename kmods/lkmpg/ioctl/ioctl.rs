@@ -174,3 +174,18 @@ impl MiscDevice for TestIoctl {
         Ok(0)
     }
 }
+
+#[kunit_tests(lkmpg_ioctl)]
+mod tests {
+    use super::*;
+
+    /// The numbers C's _IOW/_IOR/_IO give (asm-generic/ioctl.h), which user space uses.
+    #[test]
+    fn ioctl_numbers_match_the_c_macros() {
+        assert_eq!(core::mem::size_of::<IoctlArg>(), 4);
+        assert_eq!(IOCTL_VALSET, 0x4004_6600);
+        assert_eq!(IOCTL_VALGET, 0x8004_6601);
+        assert_eq!(IOCTL_VALGET_NUM, 0x8004_6602);
+        assert_eq!(IOCTL_VALSET_NUM, 0x6603);
+    }
+}

@@ -113,3 +113,33 @@ impl kernel::Module for VkbdModule {
         })
     }
 }
+
+#[kunit_tests(vkbd)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_reads_presses_and_releases() {
+        assert_eq!(parse(b"30"), Ok(30));
+        assert_eq!(parse(b"+30\n"), Ok(30));
+        assert_eq!(parse(b"-30"), Ok(-30));
+        assert_eq!(parse(b"1"), Ok(1));
+    }
+
+    #[test]
+    fn parse_takes_key_codes_below_key_max_only() {
+        assert_eq!(KEY_MAX, 0x2ff);
+        assert_eq!(parse(b"766"), Ok(766));
+        assert_eq!(parse(b"-766"), Ok(-766));
+        assert_eq!(parse(b"767"), Err(EINVAL));
+        assert_eq!(parse(b"-767"), Err(EINVAL));
+    }
+
+    #[test]
+    fn parse_refuses_the_rest() {
+        let refused: &[&[u8]] = &[b"", b"\n", b"0", b"-0", b"abc", b"3 0", b"30\n\n", b"0x1e"];
+        for text in refused {
+            assert_eq!(parse(text), Err(EINVAL));
+        }
+    }
+}

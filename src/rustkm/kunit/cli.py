@@ -7,8 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from rich.markup import escape
+
 from rustkm.errors import RustkmError
-from rustkm.log import say
+from rustkm.log import console, say
 
 
 def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -60,7 +62,16 @@ def _cmd(args: argparse.Namespace) -> int:
     if not wanted:
         what = f" matching {args.pattern!r}" if args.pattern else ""
         raise RustkmError(f"no KUnit suites{what} in {', '.join(str(f) for f in folders)}")
-    runs = [run_module(tc, kernel, ko, args.pattern) for ko in wanted]
+    runs = []
+    broken = []
+    for ko in wanted:
+        try:
+            runs.append(run_module(tc, kernel, ko, args.pattern, siblings=kos))
+        except RustkmError as e:  # this module's guest; the others still run
+            broken.append(ko.stem)
+            console.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False)
+            if e.details:
+                console.print(e.details.rstrip(), markup=False, highlight=False)
     root = find_project().root
 
     def shorten(text: str) -> str:
@@ -76,4 +87,6 @@ def _cmd(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(json_results(runs, build_dir=str(kernel.build_dir)) + "\n")
         say(f"wrote {args.json}")
-    return 1 if any(run.failed for run in runs) else 0
+    for name in broken:
+        print(f"ERROR {name}: its suites could not run (see above)")
+    return 1 if broken or any(run.failed for run in runs) else 0

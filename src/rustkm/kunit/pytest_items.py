@@ -90,6 +90,7 @@ class KunitModule(pytest.File):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.runs: dict[Path, ModuleRun | RustkmError] = {}
+        self.siblings: list[Path] = []  # every .ko the folder builds
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         # The plugin's build cache: the folder's VM tests in this process reuse this build.
@@ -106,6 +107,7 @@ class KunitModule(pytest.File):
         except RustkmError as e:
             yield KunitUnavailable.from_parent(self, name="suites", error=e)
             return
+        self.siblings = kos
         for ko in kos:
             for suite in read_suites(ko):
                 yield KunitSuiteNode.from_parent(self, name=suite.name, suite=suite, ko=ko)
@@ -116,7 +118,8 @@ class KunitModule(pytest.File):
             tc, kernel = _kernel(self.config)
             logs = self.config.rootpath / ".pytest_cache" / "rustkm" / f"kunit-{ko.stem}.log"
             try:
-                self.runs[ko] = run_module(tc, kernel, ko, keep_logs=logs)
+                self.runs[ko] = run_module(tc, kernel, ko, keep_logs=logs,
+                                           siblings=self.siblings)
             except RustkmError as e:
                 self.runs[ko] = e
         run = self.runs[ko]

@@ -15,6 +15,7 @@ import fnmatch
 import re
 import shlex
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from rustkm.kernel.build import KernelBuild
 from rustkm.kunit.collect import KunitSuite, read_suites
 from rustkm.kunit.ktap import KtapError, KtapTest, Status, parse_ktap
 from rustkm.machine import KernelTrouble, Machine, boot
+from rustkm.modinfo import read_module
 from rustkm.toolchain import Toolchain
 from rustkm.vm import VmOptions
 
@@ -222,19 +224,40 @@ def kernel_has_kunit(config: Path) -> bool:
         return False
 
 
+def dependencies(ko: Path, siblings: Sequence[Path]) -> list[Path]:
+    """The modules built beside `ko` that it depends on (modinfo `depends`), to load first,
+    each after its own."""
+    by_name = {s.stem.replace("-", "_"): s for s in siblings if s != ko}
+    order: list[Path] = []
+
+    def visit(module: Path, seen: tuple[Path, ...]) -> None:
+        for name in read_module(module).depends:
+            dep = by_name.get(name.replace("-", "_"))
+            if dep is not None and dep not in order and dep not in seen:
+                visit(dep, (*seen, dep))
+                order.append(dep)
+
+    visit(ko, (ko,))
+    return order
+
+
 def run_module(tc: Toolchain, kernel: KernelBuild, ko: Path, pattern: str | None = None,
                keep_logs: Path | None = None, params: dict[str, object] | None = None,
-               append: tuple[str, ...] = ()) -> ModuleRun:
+               append: tuple[str, ...] = (), siblings: Sequence[Path] = ()) -> ModuleRun:
     """Boot a guest for one built module and run its KUnit suites (those `pattern` picks);
-    no guest when the module has none."""
+    no guest when the module has none. Modules it depends on among `siblings` (built in the
+    same folder) are loaded first."""
     suites = selected(read_suites(ko), pattern)
     if not suites:
         return ModuleRun(ko.stem, [])
     options = VmOptions(memory_mb=max(VmOptions.memory_mb, kernel.memory_mb),
                         append=(*KUNIT_APPEND, *append))
+    first = dependencies(ko, siblings)
     started = time.monotonic()
-    with boot(kernel, [ko], options=options, toolchain=tc, name=f"kunit-{ko.stem}",
+    with boot(kernel, [*first, ko], options=options, toolchain=tc, name=f"kunit-{ko.stem}",
               keep_logs=keep_logs) as vm:
+        for dep in first:
+            vm.insmod(dep.stem)
         run = run_suites(vm, ko.stem, suites, params)
     run.seconds = time.monotonic() - started  # the guest's start and end included
     return run
