@@ -29,8 +29,8 @@ def test_rust_and_c_suites_of_one_module(selftest_ko):
     # The cfg'd-out case is in the table (KUnit reports it skipped); source order is kept.
     assert [case.name for case in rust.cases] == [
         "adds_up", "fails_on_purpose", "returns_an_error", "disabled_by_cfg",
-        "panics_when_asked", "runs_after_the_others"]
-    assert [case.number for case in rust.cases] == [1, 2, 3, 4, 5, 6]
+        "panics_when_asked", "runs_after_the_others", "hangs_when_asked"]
+    assert [case.number for case in rust.cases] == [1, 2, 3, 4, 5, 6, 7]
     assert c.name == "rustkm_selftest_params"
     assert c.cases == (KunitCase("squares", 1, parameterised=True), KunitCase("skipped", 2))
 

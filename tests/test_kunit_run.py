@@ -47,7 +47,7 @@ def test_rustkm_kunit_exits_1_naming_the_failing_case_with_file_and_line(tmp_pat
     assert f"FAILED rustkm_selftest.fails_on_purpose at {where}" in result.stdout
     assert "Expected answer + 1 == 43 to be true, but is false" in result.stdout
     assert "FAILED rustkm_selftest_params.squares at params_glue.c:26" in result.stdout
-    assert ("Testing complete. Ran 8 tests: passed: 3, failed: 3, crashed: 0, skipped: 2, "
+    assert ("Testing complete. Ran 9 tests: passed: 4, failed: 3, crashed: 0, skipped: 2, "
             "errors: 0") in result.stdout
     assert str(ROOT) not in result.stdout  # paths are shown relative to the project
     # kunit.py's JSON: the main group, a group per suite, its cases with PASS/FAIL/SKIP.
@@ -57,10 +57,10 @@ def test_rustkm_kunit_exits_1_naming_the_failing_case_with_file_and_line(tmp_pat
     cases = {c["name"]: c["status"] for c in suites["rustkm_selftest"]["test_cases"]}
     assert cases == {"adds_up": "PASS", "fails_on_purpose": "FAIL", "returns_an_error": "FAIL",
                      "disabled_by_cfg": "SKIP", "panics_when_asked": "PASS",
-                     "runs_after_the_others": "PASS"}
-    assert suites["rustkm_selftest"]["misc"] == {"tests": 6, "passed": 3, "failed": 2,
+                     "runs_after_the_others": "PASS", "hangs_when_asked": "PASS"}
+    assert suites["rustkm_selftest"]["misc"] == {"tests": 7, "passed": 4, "failed": 2,
                                                  "crashed": 0, "skipped": 1, "errors": 0}
-    assert data["misc"]["tests"] == 8
+    assert data["misc"]["tests"] == 9
 
 
 def test_rustkm_kunit_filter_and_raw(rustkm_kernel):
@@ -93,6 +93,7 @@ def test_pytest_items_per_case_on_one_worker(tmp_path, rustkm_kernel):
         f"{base}rustkm_selftest::disabled_by_cfg": "SKIPPED",
         f"{base}rustkm_selftest::panics_when_asked": "PASSED",
         f"{base}rustkm_selftest::runs_after_the_others": "PASSED",
+        f"{base}rustkm_selftest::hangs_when_asked": "PASSED",
         f"{base}rustkm_selftest_params::squares": "FAILED",
         f"{base}rustkm_selftest_params::skipped": "SKIPPED"}
     # One worker, so one guest, ran every case of the module.
@@ -109,7 +110,7 @@ def test_pytest_items_per_case_on_one_worker(tmp_path, rustkm_kernel):
          "-k", "adds_up or skipped", "tests/kmods/kunit_selftest"],
         cwd=ROOT, text=True, capture_output=True, timeout=600, check=False,
         env={**os.environ, "RUSTKM_KUNIT_SELFTEST": "1"})
-    assert picked.returncode == 0 and "1 passed, 1 skipped, 6 deselected" in picked.stdout
+    assert picked.returncode == 0 and "1 passed, 1 skipped, 7 deselected" in picked.stdout
 
 
 def test_an_oopsing_case_fails_with_the_kernel_report_and_the_suite_goes_on(rustkm_kernel,
@@ -130,9 +131,19 @@ def test_a_case_that_kills_the_kernel(rustkm_kernel, selftest_ko):
     first, second = run.suites
     assert [(c.name, c.status) for c in first.cases][3:] == [
         ("disabled_by_cfg", Status.SKIP), ("panics_when_asked", Status.CRASHED),
-        ("runs_after_the_others", Status.NOT_RUN)]
+        ("runs_after_the_others", Status.NOT_RUN), ("hangs_when_asked", Status.NOT_RUN)]
     crashed = first.cases[4]
     assert "Kernel panic - not syncing" in crashed.message
-    assert "crashed the kernel" in crashed.message
+    assert "crashed or hung the kernel" in crashed.message
     assert {c.status for c in second.cases} == {Status.NOT_RUN}
     assert "never ran" in second.cases[0].message
+
+
+def test_a_hanging_case_is_named_by_kunits_timeout(rustkm_kernel, selftest_ko):
+    tc, kernel = rustkm_kernel
+    run = run_module(tc, kernel, selftest_ko, "rustkm_selftest.hangs_when_asked",
+                     params={"crash": 2}, case_timeout=3)
+    [case] = run.cases()
+    assert case.status is Status.FAIL
+    assert "rustkm_selftest.hangs_when_asked: timed out (KUnit's timeout)" in case.message
+    assert "try timed out" in case.message

@@ -24,14 +24,17 @@ from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild
 from rustkm.kunit.collect import KunitSuite, read_suites
 from rustkm.kunit.ktap import KtapError, KtapTest, Status, parse_ktap
-from rustkm.machine import KernelTrouble, Machine, boot
+from rustkm.machine import CommandFailed, KernelTrouble, Machine, boot
 from rustkm.modinfo import read_module
 from rustkm.toolchain import Toolchain
 from rustkm.vm import VmOptions
 
 KUNIT_APPEND = ("kunit.enable=1",)
 DEBUGFS = "/sys/kernel/debug/kunit"
-SUITE_TIMEOUT = 300.0
+SUITE_TIMEOUT = 300.0  # loading a module
+# KUnit's timeout per case (kunit.timeout, seconds; 300 by default): a case still running then
+# fails as "try timed out" and the suite goes on.
+CASE_TIMEOUT = 120
 # KUnit's attribute lines ("# NAME.speed: normal", "# module: NAME"): noise in a message.
 _ATTRIBUTE = re.compile(r"^\s*# (\S+\.)?(speed|module|is_init): ")
 # "# case: ASSERTION FAILED at FILE:LINE" (KUnit's failed assertion or expectation).
@@ -60,7 +63,10 @@ class CaseResult:
         """What a developer reads about a failure: where, KUnit's lines, the kernel's report."""
         lines = [line.strip() for line in self.log
                  if line.strip() and not _ATTRIBUTE.match(line)]
-        what = {Status.CRASHED: "crashed the kernel (no result came)",
+        timed_out = any("try timed out" in line for line in self.log)
+        what = {Status.CRASHED: "crashed or hung the kernel (no result came)",
+                Status.FAIL: "timed out (KUnit's timeout) and failed" if timed_out
+                else "fail",
                 Status.NOT_RUN: "never ran: the kernel died before it",
                 Status.TIMEOUT: "timed out"}.get(self.status, self.status.value.lower())
         head = f"{self.suite}.{self.name}: {what}"
@@ -113,19 +119,21 @@ def selected(suites: list[KunitSuite], pattern: str | None) -> list[KunitSuite]:
 
 
 def run_suites(vm: Machine, module: str, suites: list[KunitSuite],
-               params: dict[str, object] | None = None) -> ModuleRun:
+               params: dict[str, object] | None = None,
+               case_timeout: int = CASE_TIMEOUT) -> ModuleRun:
     """Load `module` in `vm` (booted with KUNIT_APPEND) and run `suites` one after another."""
     started = time.monotonic()
     console_mark = len(vm.console_log)
     vm.insmod(module, SUITE_TIMEOUT, **(params or {}))
     _check_registered(vm, suites)
+    vm.execute(f"echo {int(case_timeout)} > /sys/module/kunit/parameters/timeout")
     results: list[SuiteResult] = []
     dead = False
     for suite in suites:
         if dead:
             results.append(_not_run(suite, "never ran: the kernel died in an earlier suite"))
             continue
-        result, dead = _run_one(vm, suite)
+        result, dead = _run_one(vm, suite, case_timeout)
         results.append(result)
     return ModuleRun(module, results, time.monotonic() - started, vm.console_log[console_mark:])
 
@@ -143,14 +151,20 @@ def _check_registered(vm: Machine, suites: list[KunitSuite]) -> None:
                            "and kunit.enable=1 on its command line (rustkm passes it)")
 
 
-def _run_one(vm: Machine, suite: KunitSuite) -> tuple[SuiteResult, bool]:
-    """Run one suite; returns its result and whether the kernel died."""
+def _run_one(vm: Machine, suite: KunitSuite, case_timeout: int) -> tuple[SuiteResult, bool]:
+    """Run one suite; returns its result and whether the guest is lost (dead or hung)."""
     name = shlex.quote(suite.name)
     mark = len(vm.console_log)
     started = time.monotonic()
     trouble = ""
+    timeout = case_timeout * max(len(suite.cases), 1) + 30.0
     try:
-        vm.succeed(f"echo 1 > {DEBUGFS}/{name}/run", timeout=SUITE_TIMEOUT)
+        vm.succeed(f"echo 1 > {DEBUGFS}/{name}/run", timeout=timeout)
+    except CommandFailed:
+        # Not even KUnit's timeout ended it (a case that ignores kthread_stop).
+        return _from_console(suite, vm.console_log[mark:], time.monotonic() - started,
+                             f"no result within {timeout:.0f} s: the suite hung in this "
+                             f"case (KUnit's own timeout is {case_timeout} s a case)"), True
     except KernelTrouble as e:
         trouble = e.details or e.message
         if any(t.fatal for t in e.troubles):  # the kernel died: what it printed is all
@@ -243,7 +257,8 @@ def dependencies(ko: Path, siblings: Sequence[Path]) -> list[Path]:
 
 def run_module(tc: Toolchain, kernel: KernelBuild, ko: Path, pattern: str | None = None,
                keep_logs: Path | None = None, params: dict[str, object] | None = None,
-               append: tuple[str, ...] = (), siblings: Sequence[Path] = ()) -> ModuleRun:
+               append: tuple[str, ...] = (), siblings: Sequence[Path] = (),
+               case_timeout: int = CASE_TIMEOUT) -> ModuleRun:
     """Boot a guest for one built module and run its KUnit suites (those `pattern` picks);
     no guest when the module has none. Modules it depends on among `siblings` (built in the
     same folder) are loaded first."""
@@ -258,6 +273,6 @@ def run_module(tc: Toolchain, kernel: KernelBuild, ko: Path, pattern: str | None
               keep_logs=keep_logs) as vm:
         for dep in first:
             vm.insmod(dep.stem)
-        run = run_suites(vm, ko.stem, suites, params)
+        run = run_suites(vm, ko.stem, suites, params, case_timeout)
     run.seconds = time.monotonic() - started  # the guest's start and end included
     return run
