@@ -61,6 +61,13 @@ def test_rustkm_kunit_exits_1_naming_the_failing_case_with_file_and_line(tmp_pat
     assert suites["rustkm_selftest"]["misc"] == {"tests": 7, "passed": 4, "failed": 2,
                                                  "crashed": 0, "skipped": 1, "errors": 0}
     assert data["misc"]["tests"] == 9
+    # As kunit.py's: a parameterised case is a group of its parameters.
+    [squares] = suites["rustkm_selftest_params"]["sub_groups"]
+    assert squares["name"] == "squares"
+    assert [(c["name"], c["status"]) for c in squares["test_cases"]] == [
+        ("two", "PASS"), ("three", "PASS"), ("four, wrong on purpose", "FAIL")]
+    assert suites["rustkm_selftest_params"]["test_cases"] == [
+        {"name": "skipped", "status": "SKIP"}]
 
 
 def test_rustkm_kunit_filter_and_raw(rustkm_kernel):

@@ -72,12 +72,23 @@ def json_results(runs: list[ModuleRun], arch: str = "x86_64", defconfig: str = "
     groups = []
     for run in runs:
         for suite in run.suites:
+            # As kunit.py: a parameterised case is a group of its parameters.
+            plain = [c for c in suite.cases if not c.params]
             groups.append({
-                "name": suite.name, "sub_groups": [],
+                "name": suite.name,
+                "sub_groups": [_params_group(c, common) for c in suite.cases if c.params],
                 "test_cases": [{"name": c.name, "status": _JSON_STATUS.get(c.status, "FAIL")}
-                               for c in suite.cases],
+                               for c in plain],
                 "misc": counts(suite.cases), **common})
     every = [case for run in runs for case in run.cases()]
     main = {"name": "KUnit Test Group", "sub_groups": groups, "test_cases": [],
             "misc": counts(every), **common}
     return json.dumps(main, indent=4)
+
+
+def _params_group(case: CaseResult, common: dict[str, Any]) -> dict[str, Any]:
+    params = [CaseResult(case.suite, name, status) for name, status in case.params]
+    return {"name": case.name, "sub_groups": [],
+            "test_cases": [{"name": p.name, "status": _JSON_STATUS.get(p.status, "FAIL")}
+                           for p in params],
+            "misc": counts(params), **common}

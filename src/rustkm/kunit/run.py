@@ -49,6 +49,7 @@ class CaseResult:
     log: list[str] = field(default_factory=list)  # KUnit's lines for it: messages, KTAP
     reason: str = ""  # a SKIP's reason, or what follows '#' on its result line
     trouble: str = ""  # the kernel's report when the case crashed the kernel or oopsed
+    params: list[tuple[str, Status]] = field(default_factory=list)  # a parameterised case's
 
     @property
     def location(self) -> str:
@@ -217,7 +218,8 @@ def _result(suite: KunitSuite, document: KtapTest, seconds: float, ktap: str,
         for path, inner in test.walk():  # a parameterised case: its parameters' lines
             log += [*inner.log, f"parameter {' / '.join(path)!r}: {inner.status.value}"]
         log += test.log
-        result = CaseResult(suite.name, case.name, test.status, log, test.reason)
+        result = CaseResult(suite.name, case.name, test.status, log, test.reason,
+                            params=[(p.name, p.status) for p in test.subtests])
         if test.status is Status.CRASHED or (trouble and test.status.failed
                                              and any("faulted" in line for line in log)):
             result.trouble = trouble
