@@ -92,7 +92,7 @@ def test_pytest_items_per_case_on_one_worker(tmp_path, rustkm_kernel):
     assert result.returncode == 1, out + result.stderr
     outcomes = {nodeid: outcome for outcome, nodeid
                 in re.findall(r"\[gw\d\] \[\s*\d+%\] (\w+) (\S+)", out)}
-    base = "tests/kmods/kunit_selftest::kunit::"
+    base = "tests/kmods/kunit_selftest/Kbuild::kunit::"
     assert outcomes == {
         f"{base}rustkm_selftest::adds_up": "PASSED",
         f"{base}rustkm_selftest::fails_on_purpose": "FAILED",
@@ -118,6 +118,13 @@ def test_pytest_items_per_case_on_one_worker(tmp_path, rustkm_kernel):
         cwd=ROOT, text=True, capture_output=True, timeout=600, check=False,
         env={**os.environ, "RUSTKM_KUNIT_SELFTEST": "1"})
     assert picked.returncode == 0 and "1 passed, 1 skipped, 7 deselected" in picked.stdout
+    # A case's id selects it, as pytest prints it.
+    one = subprocess.run(
+        [sys.executable, "-m", "pytest", "-n", "0", "-q", "-p", "no:cacheprovider",
+         f"{base}rustkm_selftest::adds_up"],
+        cwd=ROOT, text=True, capture_output=True, timeout=600, check=False,
+        env={**os.environ, "RUSTKM_KUNIT_SELFTEST": "1"})
+    assert one.returncode == 0 and "1 passed in" in one.stdout, one.stdout
 
 
 def test_an_oopsing_case_fails_with_the_kernel_report_and_the_suite_goes_on(rustkm_kernel,

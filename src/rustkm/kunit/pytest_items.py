@@ -1,5 +1,7 @@
 """pytest: one item per KUnit case of each module folder, e.g.
-`kmods/printerfact::kunit::printerfact::every_fact_ends_with_a_newline`.
+`kmods/printerfact/Kbuild::kunit::printerfact::facts_are_distinct` (rooted at the folder's
+Kbuild, so that the id selects the case on the command line and `--lf` finds it again: pytest
+takes no `::` after a folder).
 
 A module folder (a Kbuild) whose own .rs or .c files declare a suite is built at collection
 (builds are cached: seconds) and its cases are read from the .ko, not from the source. The
@@ -11,7 +13,6 @@ kernel without CONFIG_KUNIT (Debian's stock kernels) a folder gives one skipped 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,10 +42,8 @@ def declares_suites(folder: Path) -> bool:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.name != "Kbuild" or not declares_suites(file_path.parent):
         return None
-    folder = Path(os.path.relpath(file_path.parent, parent.config.rootpath)).as_posix()
-    module: KunitModule = KunitModule.from_parent(parent, path=file_path, name="kunit",
-                                                  nodeid=f"{folder}::kunit")
-    return module
+    kbuild: KbuildFile = KbuildFile.from_parent(parent, path=file_path)
+    return kbuild
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -58,7 +57,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class KunitGrouping(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
             if KUNIT_SCOPE in nodeid:
-                return nodeid.split(KUNIT_SCOPE, 1)[0] + "::kunit"
+                return nodeid.split(KUNIT_SCOPE, 1)[0]
             return nodeid
 
     return KunitGrouping(config, log)
@@ -84,7 +83,14 @@ def _kernel(config: pytest.Config) -> tuple[Any, Any]:
     return prepared
 
 
-class KunitModule(pytest.File):
+class KbuildFile(pytest.File):
+    """A module folder's Kbuild: its KUnit suites sit below, under `kunit`."""
+
+    def collect(self) -> Iterator[pytest.Collector]:
+        yield KunitModule.from_parent(self, name="kunit")
+
+
+class KunitModule(pytest.Collector):
     """The KUnit suites of one module folder."""
 
     def __init__(self, **kwargs: Any) -> None:
