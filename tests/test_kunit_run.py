@@ -79,6 +79,15 @@ def test_rustkm_kunit_filter_and_raw(rustkm_kernel):
     nothing = rustkm("kunit", "tests/kmods/kunit_selftest", "--filter", "nothing*")
     assert nothing.returncode == 1
     assert "no KUnit suites matching 'nothing*'" in nothing.stdout + nothing.stderr
+    none = rustkm("kunit", "tests/kmods/trouble")
+    assert none.returncode == 1 and "no KUnit suites in" in none.stdout + none.stderr
+
+
+def test_rustkm_kunit_without_folders_runs_the_projects_suites(rustkm_kernel):
+    result = rustkm("kunit", "--filter", "rustkm_lib.race_*")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"=+ rustkm_lib \(3 subtests\) =+", result.stdout)
+    assert "Ran 3 tests: passed: 3" in result.stdout
 
 
 def test_pytest_items_per_case_on_one_worker(tmp_path, rustkm_kernel):
