@@ -1,0 +1,1 @@
+../../lib/bin_attr_glue.c
