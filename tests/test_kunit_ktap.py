@@ -130,6 +130,15 @@ ok 3 with data # rcode=0
     assert not Status.TODO.failed and Status.TIMEOUT.failed
 
 
+def test_a_nested_test_without_name_or_plan_ends_where_the_indentation_does():
+    text = "KTAP version 1\n1..2\n  KTAP version 1\n  ok 1 a\n  ok 2 b\nok 1 parent\nok 2 c\n"
+    document = parse_ktap(text)
+    parent, c = document.subtests
+    assert (parent.name, parent.status, [t.name for t in parent.subtests]) == \
+        ("parent", Status.PASS, ["a", "b"])
+    assert c.name == "c"
+
+
 @pytest.mark.parametrize("text, message", [
     ("KTAP version 1\n1..2\nok 1 a\nok two b\n",
      ("line 4: a result line must read 'ok|not ok NUMBER [NAME] [# DIRECTIVE REASON]': "

@@ -186,9 +186,12 @@ class _Parser:
             root.status = Status.FAIL
         return root
 
-    def _children(self, parent: KtapTest, check_numbers: bool, closing: str | None) -> bool:
+    def _children(self, parent: KtapTest, check_numbers: bool, closing: str | None,
+                  indent: int = -1) -> bool:
         """Parse the subtests of `parent` up to its own result line (left unread); True if
-        the output ended first (the kernel died, or the output was cut)."""
+        the output ended first (the kernel died, or the output was cut). The parent's result
+        is the line naming it, the one after its planned subtests, or, for a subtest with
+        neither name nor plan, the first result indented less than its version line."""
         number = 1
         while True:
             log = self._diagnostics()
@@ -209,7 +212,9 @@ class _Parser:
                 result = _RESULT.match(line)
                 assert result is not None
                 name = (result.group(3) or "").strip()
-                if closing is not None and (planned_done or (closing and name == closing)):
+                dedented = len(line) - len(line.lstrip()) < indent
+                if closing is not None and (planned_done or dedented
+                                            or (closing and name == closing)):
                     if parent.plan is not None and not planned_done:
                         raise self._error(f"the result of {closing!r} came after "
                                           f"{number - 1} of its {parent.plan} planned tests")
@@ -242,7 +247,9 @@ class _Parser:
     def _subtest(self, number: int, check_numbers: bool,
                  log: list[str]) -> tuple[KtapTest, bool]:
         test = KtapTest("", number, log=log)
-        if _VERSION.match(self._peek() or ""):
+        first = self._peek() or ""
+        indent = len(first) - len(first.lstrip())
+        if _VERSION.match(first):
             self._version()
         test.log += self._diagnostics()
         if (header := _SUBTEST.match(self._peek() or "")) is not None:
@@ -252,7 +259,7 @@ class _Parser:
         if (plan := _PLAN.match(self._peek() or "")) is not None:
             test.plan = int(plan.group(1))
             self._pop()
-        if self._children(test, check_numbers=True, closing=test.name):
+        if self._children(test, check_numbers=True, closing=test.name, indent=indent):
             return test, True  # no result line: it was in flight when the output stopped
         result = self._leaf(self._result(), number, check_numbers, [])
         if test.name and result.name != test.name:
