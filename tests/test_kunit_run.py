@@ -95,8 +95,7 @@ def test_pytest_items_per_case_on_one_worker(tmp_path, rustkm_kernel):
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-n", "2", "-v", "-p", "no:cacheprovider",
          f"--junitxml={junit}", "tests/kmods/kunit_selftest"],
-        cwd=ROOT, text=True, capture_output=True, timeout=600, check=False,
-        env={**os.environ, "RUSTKM_KUNIT_SELFTEST": "1"})
+        cwd=ROOT, text=True, capture_output=True, timeout=600, check=False)
     out = result.stdout
     assert result.returncode == 1, out + result.stderr
     outcomes = {nodeid: outcome for outcome, nodeid
@@ -124,15 +123,13 @@ def test_pytest_items_per_case_on_one_worker(tmp_path, rustkm_kernel):
     picked = subprocess.run(
         [sys.executable, "-m", "pytest", "-n", "0", "-q", "-p", "no:cacheprovider",
          "-k", "adds_up or skipped", "tests/kmods/kunit_selftest"],
-        cwd=ROOT, text=True, capture_output=True, timeout=600, check=False,
-        env={**os.environ, "RUSTKM_KUNIT_SELFTEST": "1"})
+        cwd=ROOT, text=True, capture_output=True, timeout=600, check=False)
     assert picked.returncode == 0 and "1 passed, 1 skipped, 7 deselected" in picked.stdout
     # A case's id selects it, as pytest prints it.
     one = subprocess.run(
         [sys.executable, "-m", "pytest", "-n", "0", "-q", "-p", "no:cacheprovider",
          f"{base}rustkm_selftest::adds_up"],
-        cwd=ROOT, text=True, capture_output=True, timeout=600, check=False,
-        env={**os.environ, "RUSTKM_KUNIT_SELFTEST": "1"})
+        cwd=ROOT, text=True, capture_output=True, timeout=600, check=False)
     assert one.returncode == 0 and "1 passed in" in one.stdout, one.stdout
 
 
