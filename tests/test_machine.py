@@ -173,14 +173,20 @@ def test_no_qemu_outlives_its_owner(kernel, tmp_path, how):
                   options=VmOptions(append=({marker!r},))) as vm:
             print("booted", flush=True)
             if {how!r} == "exception":
+                sys.stdin.readline()  # once the test has seen QEMU running
                 raise SystemExit("leaving with an exception")
             time.sleep(600)
     """))
-    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    owner = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
     assert owner.stdout is not None and owner.stdout.readline().strip() == "booted"
     assert qemu_pids(marker), "QEMU should be running while its owner lives"
     if how == "sigkill":
         owner.send_signal(signal.SIGKILL)
+    else:
+        assert owner.stdin is not None
+        owner.stdin.write("go\n")
+        owner.stdin.close()
     owner.wait(timeout=60)
     deadline = time.monotonic() + 10
     while qemu_pids(marker) and time.monotonic() < deadline:

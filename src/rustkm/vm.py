@@ -43,10 +43,17 @@ class VmOptions:
 _TCG_WORDS = ("noapictimer", "no_timer_check")
 
 
+def _tcg_words() -> tuple[str, ...]:
+    from rustkm.host_tsc import host_tsc_khz
+
+    khz = host_tsc_khz()  # the guest's TSC is the host's: see host_tsc
+    return _TCG_WORDS + ((f"tsc_early_khz={khz}", "tsc=reliable") if khz else ())
+
+
 def kernel_cmdline(options: VmOptions, accel: str = "tcg") -> str:
     words = ["console=ttyS0", "panic=-1", "rdinit=/init", "printk.devkmsg=on",
              f"sysctl.kernel.hung_task_timeout_secs={options.hung_task_seconds}",
-             "sysctl.kernel.softlockup_panic=0", *(_TCG_WORDS if accel == "tcg" else ()),
+             "sysctl.kernel.softlockup_panic=0", *(_tcg_words() if accel == "tcg" else ()),
              *options.append]
     return " ".join(words)
 
