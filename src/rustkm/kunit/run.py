@@ -121,10 +121,15 @@ def selected(suites: list[KunitSuite], pattern: str | None) -> list[KunitSuite]:
 
 def run_suites(vm: Machine, module: str, suites: list[KunitSuite],
                params: dict[str, object] | None = None,
-               case_timeout: int = CASE_TIMEOUT) -> ModuleRun:
-    """Load `module` in `vm` (booted with KUNIT_APPEND) and run `suites` one after another."""
+               case_timeout: int = CASE_TIMEOUT, pattern: str | None = None) -> ModuleRun:
+    """Load `module` in `vm` (booted with KUNIT_APPEND) and run `suites` one after another;
+    with `pattern` (what `selected` took them by), the kernel keeps only those cases."""
     started = time.monotonic()
     console_mark = len(vm.console_log)
+    if pattern:
+        # kunit.filter_glob applies when a module is loaded: the suites it registers then
+        # hold only the matching cases, numbered from 1.
+        vm.succeed(f"printf %s {shlex.quote(pattern)} > /sys/module/kunit/parameters/filter_glob")
     vm.insmod(module, SUITE_TIMEOUT, **(params or {}))
     _check_registered(vm, suites)
     vm.execute(f"echo {int(case_timeout)} > /sys/module/kunit/parameters/timeout")
@@ -204,13 +209,14 @@ def _not_run(suite: KunitSuite, why: str) -> SuiteResult:
 
 def _result(suite: KunitSuite, document: KtapTest, seconds: float, ktap: str,
             trouble: str) -> SuiteResult:
-    """Results for every case the .ko declares, matched by their KTAP number: a case the
-    output never reached is NOT_RUN, the one in flight at a crash CRASHED."""
+    """Results for the cases of `suite` (those the kernel ran: all, or those its filter_glob
+    kept), matched by their KTAP number: a case the output never reached is NOT_RUN, the one
+    in flight at a crash CRASHED."""
     ran = document.find(suite.name)
     by_number = {t.number: t for t in ran.subtests} if ran else {}
     cases = []
-    for case in suite.cases:
-        test = by_number.get(case.number)
+    for number, case in enumerate(suite.cases, 1):
+        test = by_number.get(number)
         if test is None:
             cases.append(CaseResult(suite.name, case.name, Status.NOT_RUN))
             continue
@@ -275,6 +281,6 @@ def run_module(tc: Toolchain, kernel: KernelBuild, ko: Path, pattern: str | None
               keep_logs=keep_logs) as vm:
         for dep in first:
             vm.insmod(dep.stem)
-        run = run_suites(vm, ko.stem, suites, params, case_timeout)
+        run = run_suites(vm, ko.stem, suites, params, case_timeout, pattern)
     run.seconds = time.monotonic() - started  # the guest's start and end included
     return run
