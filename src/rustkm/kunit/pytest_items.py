@@ -110,13 +110,13 @@ class KunitModule(pytest.Collector):
                                                 "the module's KUnit suites compile away")
                 return
             kos = build_modules((tc, kernel), [self.path.parent])
+            found = [(ko, suite) for ko in kos for suite in read_suites(ko)]
         except RustkmError as e:
             yield KunitUnavailable.from_parent(self, name="suites", error=e)
             return
         self.siblings = kos
-        for ko in kos:
-            for suite in read_suites(ko):
-                yield KunitSuiteNode.from_parent(self, name=suite.name, suite=suite, ko=ko)
+        for ko, suite in found:
+            yield KunitSuiteNode.from_parent(self, name=suite.name, suite=suite, ko=ko)
 
     def result(self, ko: Path, suite: str, case: str) -> CaseResult:
         """The case's result; the first call for a module boots its guest and runs it all."""
