@@ -77,3 +77,16 @@ def test_on_a_kernel_without_kunit_the_suites_are_one_skipped_item(tmp_path, rus
     assert "1 passed, 1 skipped" in result.stdout  # its VM test, and the suites skipped
     assert re.search(r"SKIPPED \[1\] \S*no_kunit_here/Kbuild:1: kernel \S+ has no CONFIG_KUNIT",
                      result.stdout), result.stdout
+
+
+def test_a_folder_that_does_not_build_is_one_failing_item(tmp_path, rustkm_kernel):
+    folder = scaffold("broken_build", tmp_path)
+    source = folder / "broken_build.rs"
+    source.write_text(source.read_text() + "\nfn oops() -> u32 { \"not a number\" }\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-k", "suites",
+         str(folder)], check=False, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 failed" in result.stdout
+    assert "the module in" in result.stdout and "does not compile" in result.stdout
+    assert "mismatched types" in result.stdout
