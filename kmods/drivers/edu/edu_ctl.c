@@ -7,11 +7,13 @@
  * DEV is a path, or fd:N for a descriptor the shell holds open. Prints each result in hex
  * (id, live) or decimal (fact; COUNT times the same ioctl, one line each); on failure prints
  * "error: ENAME" and exits 1. `raw` passes any command number and argument (a pointer or a
- * value, unchecked) to probe the driver's handling of bad requests.
+ * value, unchecked) to probe the driver's handling of bad requests. SIGUSR1 interrupts a
+ * waiting request (a handler without SA_RESTART), which then fails with EINTR.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,11 @@
 #define EDU_IOC_ID _IOR('E', 1, uint32_t)
 #define EDU_IOC_LIVENESS _IOWR('E', 2, uint32_t)
 #define EDU_IOC_FACTORIAL _IOWR('E', 3, uint32_t)
+
+static void interrupted(int sig)
+{
+	(void)sig;
+}
 
 static int failed(void)
 {
@@ -32,8 +39,11 @@ static int failed(void)
 
 int main(int argc, char **argv)
 {
+	struct sigaction action = { .sa_handler = interrupted };
 	uint32_t value = 0;
 	int fd;
+
+	sigaction(SIGUSR1, &action, NULL);
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: edu_ctl DEV id | live VALUE | fact N [COUNT] | raw CMD ARG\n");
