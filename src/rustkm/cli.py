@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 def check_environment() -> None:
     """Refuse a malformed RUSTKM_* (or XDG_CACHE_HOME) variable before any work, naming the
     variable and its value: found late, it would cost a toolchain, a kernel and a boot."""
-    from rustkm.session import debug_from_environment, stock_release
+    from rustkm.lanes import resolve_lanes
+    from rustkm.project import find_project
+    from rustkm.session import debug_from_environment
 
     command_timeout()
     accel = os.environ.get("RUSTKM_ACCEL", "")
@@ -63,8 +65,8 @@ def check_environment() -> None:
                           hint="RUSTKM_ACCEL=tcg (software emulation), kvm, or auto (the "
                                "default: KVM when a probe guest boots under it)")
     debug_from_environment()
-    if stock := os.environ.get("RUSTKM_KERNEL"):
-        stock_release(stock, "RUSTKM_KERNEL")
+    if lanes := os.environ.get("RUSTKM_KERNEL"):
+        resolve_lanes(lanes, find_project(), "RUSTKM_KERNEL")
     for name in ("RUSTKM_CACHE", "XDG_CACHE_HOME"):
         if value := os.environ.get(name):
             _check_folder_variable(name, value)
@@ -120,9 +122,10 @@ def _kernel_options(p: argparse.ArgumentParser) -> None:
                    help="the debug lane: KASAN, lockdep, atomic-sleep checks, kmemleak")
     p.add_argument("--fragment", action="append", dest="fragments",
                    help="an extra config fragment (file); repeatable")
-    p.add_argument("--kernel", dest="stock", metavar="debian:RELEASE",
-                   help="a distribution's stock kernel instead of a self-built one: "
-                        "debian:latest (resolved once, pinned in rustkm.lock) or a release")
+    p.add_argument("--kernel", dest="stock", metavar="LANE",
+                   help="the kernel lane: default, debug, debian:latest, debian:next, "
+                        "debian:RELEASE (stock kernels, pinned in rustkm.lock), a "
+                        "[lanes.NAME] of rustkm.toml, or a kernel build folder")
 
 
 def _vm_options(p: argparse.ArgumentParser) -> None:

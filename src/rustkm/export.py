@@ -106,8 +106,8 @@ def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = verbs.add_parser("export", help="the kernel's module-build metadata as a folder for "
                                         "plain `make -C DIR/build M=$PWD`")
     p.add_argument("out", type=Path)
-    p.add_argument("--kernel", dest="stock", metavar="debian:RELEASE",
-                   help="a stock kernel (default: the project's self-built kernel)")
+    p.add_argument("--kernel", dest="stock", metavar="LANE",
+                   help="the kernel lane (default: the project's self-built kernel)")
     p.add_argument("--tar", action="store_true", help="also pack OUT.tar.gz")
     p.set_defaults(func=_cmd)
 

@@ -302,8 +302,8 @@ def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = verbs.add_parser("check", help="read a .ko: modinfo, vermagic and unknown symbols "
                                        "against a kernel")
     p.add_argument("ko", type=Path)
-    p.add_argument("--kernel", metavar="BUILD_DIR|debian:RELEASE",
-                   help="a kernel build folder, or a stock kernel (default: the project's)")
+    p.add_argument("--kernel", metavar="LANE|BUILD_DIR",
+                   help="a kernel lane or any kernel build folder (default: the project's)")
     p.add_argument("--debug", action="store_true", default=None,
                    help="check against the debug-lane kernel")
     p.set_defaults(func=_cmd)

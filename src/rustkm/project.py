@@ -16,7 +16,9 @@ PROJECT_FILE = "rustkm.toml"
 
 # Every key rustkm.toml may have, by table; anything else is refused, so that a typo
 # ([kernal], fragment =) is not silently a build without it.
-_KEYS = {"kernel": ("source", "fragments"), "modules": ("dirs",)}
+_KEYS = {"kernel": ("source", "fragments"), "modules": ("dirs",), "lanes": ()}
+_LANE_KEYS = ("source", "fragments", "debug")
+_LANE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 _SERIES = re.compile(r"^\d+(\.\d+)*$")
 
 
@@ -29,6 +31,9 @@ class Project:
     # The rustkm.toml (or rustkm.lock) that makes `root` a project; None when no folder up
     # from the start has one and the start folder stands in.
     marker: Path | None = None
+    # [lanes.NAME] tables: source (debian:SERIES or a tree path), fragments (beside
+    # [kernel]'s), debug; see rustkm.lanes.
+    lanes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def lock_path(self) -> Path:
@@ -79,7 +84,36 @@ def _read(root: Path, config: Path) -> Project:
                         for f in _strings(config, kernel, "kernel.fragments", ())),
         module_dirs=_strings(config, modules, "modules.dirs", ("kmods",)),
         marker=config,
+        lanes=_lanes(root, config, _table(config, data, "lanes")),
     )
+
+
+def _lanes(root: Path, config: Path, tables: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The project's own lanes, checked: a typo is an error here, not a lane that builds
+    something else."""
+    lanes: dict[str, dict[str, Any]] = {}
+    for name, table in tables.items():
+        where = f"lanes.{name}"
+        if not _LANE_NAME.match(name) or name in ("default", "debug"):
+            raise RustkmError(f"{config}: [{where}] is not a name a lane can have",
+                              hint="a letter, then letters, digits, '_', '.', '-'; not default "
+                                   "or debug (built in)")
+        if not isinstance(table, dict):
+            raise _wrong_type(config, where, f"a table ([{where}])", table)
+        _known_keys(config, table, where + ".", _LANE_KEYS)
+        source = table.get("source", "debian:7.2")
+        if not isinstance(source, str):
+            raise _wrong_type(config, where + ".source", "a string such as \"debian:7.3\"",
+                              source)
+        check_source(source, f" in {config} ({where}.source)")
+        if not source.startswith("debian:"):
+            source = str(root / Path(source).expanduser())
+        debug = table.get("debug", False)
+        if not isinstance(debug, bool):
+            raise _wrong_type(config, where + ".debug", "true or false", debug)
+        lanes[name] = {"source": source, "debug": debug, "fragments": tuple(
+            _fragment(root, f) for f in _strings(config, table, where + ".fragments", ()))}
+    return lanes
 
 
 def _known_keys(config: Path, table: dict[str, Any], prefix: str,

@@ -14,6 +14,8 @@ test is attached to its report.
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import re
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from rustkm.errors import printable
+from rustkm.errors import RustkmError, printable
 from rustkm.guest_tools import user_program
 from rustkm.kernel.build import KernelBuild
 from rustkm.machine import Machine, boot
@@ -34,8 +36,10 @@ _built: dict[tuple[str, Path], ModuleBuild] = {}
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("rustkm")
-    group.addoption("--rustkm-kernel", metavar="debian:RELEASE", default=None,
-                    help="test on a distribution's stock kernel (as RUSTKM_KERNEL)")
+    group.addoption("--rustkm-kernel", metavar="LANE[,LANE...]", default=None,
+                    help="the kernel lane(s) to test on (as RUSTKM_KERNEL): default, debug, "
+                         "debian:latest, debian:next, debian:RELEASE, a [lanes.NAME]; with "
+                         "several, each VM test runs once per lane, the lane in its id")
     group.addoption("--rustkm-debug", action="store_true", default=False,
                     help="test on the debug kernel: KASAN, lockdep (as RUSTKM_DEBUG_KERNEL=1)")
 
@@ -44,22 +48,88 @@ def pytest_configure(config: pytest.Config) -> None:
     from rustkm.kunit import pytest_items  # KUnit cases of module folders, one item each
 
     config.pluginmanager.register(pytest_items, "rustkm-kunit")
+    config.addinivalue_line("markers", "rustkm_lanes(skip={pattern: reason}): the kernel "
+                            "lanes (fnmatch patterns) where a test does not apply, and why")
     config.addinivalue_line("markers", "rustkm(modules=[...], cpus=, memory=, append=[...], "
                             "files=[(guest, host)], programs=[...], devices=[...]): modules "
                             "to build and put in the `vm` fixture's guest, files and C "
                             "programs, VM options, QEMU devices (-device strings)")
 
 
+def configured_lanes(config: pytest.Config) -> list[str]:
+    """The lanes asked for (--rustkm-kernel, else RUSTKM_KERNEL); [] for the default choice
+    (the project's kernel, or the debug lane with --rustkm-debug / RUSTKM_DEBUG_KERNEL=1)."""
+    from rustkm.lanes import resolve_lanes
+    from rustkm.project import find_project
+
+    names = config.getoption("rustkm_kernel") or os.environ.get("RUSTKM_KERNEL") or ""
+    if not names:
+        return []
+    origin = "--rustkm-kernel" if config.getoption("rustkm_kernel") else "RUSTKM_KERNEL"
+    try:
+        return [lane.name for lane in resolve_lanes(names, find_project(), origin)]
+    except RustkmError as e:
+        raise pytest.UsageError(f"{e.message}" + (f"\nhint: {e.hint}" if e.hint else "")) \
+            from None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """With several lanes, every test that needs a kernel runs once per lane."""
+    lanes = configured_lanes(metafunc.config)
+    if len(lanes) > 1 and "rustkm_lane" in metafunc.fixturenames:
+        metafunc.parametrize("rustkm_lane", lanes, indirect=True, ids=lanes, scope="session")
+
+
 @pytest.fixture(scope="session")
-def rustkm_kernel(pytestconfig: pytest.Config) -> tuple[Toolchain, KernelBuild]:
+def rustkm_lane(request: pytest.FixtureRequest) -> str | None:
+    """The lane of this test: its parameter with several lanes, else the one asked for."""
+    if hasattr(request, "param"):
+        return str(request.param)
+    lanes = configured_lanes(request.config)
+    return lanes[0] if lanes else None
+
+
+@pytest.fixture(scope="session")
+def rustkm_kernel(pytestconfig: pytest.Config,
+                  rustkm_lane: str | None) -> tuple[Toolchain, KernelBuild]:
     from rustkm.project import find_project
     from rustkm.session import KernelRequest, prepare_kernel
 
     project = find_project()
     request = KernelRequest.from_project(
-        project, stock=pytestconfig.getoption("rustkm_kernel"),
+        project, lane=rustkm_lane,
         debug=True if pytestconfig.getoption("rustkm_debug") else None)
     return prepare_kernel(request, project)
+
+
+def _item_lane(item: pytest.Item) -> str:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "rustkm_lane" in callspec.params:
+        return str(callspec.params["rustkm_lane"])
+    lanes = configured_lanes(item.config)
+    if lanes:
+        return lanes[0]
+    return "debug" if item.config.getoption("rustkm_debug") or \
+        os.environ.get("RUSTKM_DEBUG_KERNEL") == "1" else "default"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests (or whole files, through pytestmark) declare the lanes where they do not apply:
+    @pytest.mark.rustkm_lanes(skip={"debian:*": "why"}); they show as skipped, with why."""
+    for item in items:
+        marker = item.get_closest_marker("rustkm_lanes")
+        if marker is None:
+            continue
+        skip = marker.kwargs.get("skip", {})
+        if not isinstance(skip, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                 for k, v in skip.items()):
+            raise pytest.UsageError(f"{item.nodeid}: rustkm_lanes(skip=...) takes a dict of "
+                                    "lane name patterns to reasons")
+        lane = _item_lane(item)
+        for pattern, reason in skip.items():
+            if fnmatch.fnmatchcase(lane, pattern):
+                item.add_marker(pytest.mark.skip(reason=f"not on lane {lane}: {reason}"))
+                break
 
 
 @pytest.fixture(scope="session")

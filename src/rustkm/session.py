@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild, ensure_kernel
 from rustkm.kernel.config import BASE_FRAGMENTS, DEBUG_FRAGMENTS, Fragment, load_fragment
 from rustkm.kernel.source import DEFAULT_SERIES, KernelSource, debian_source, local_source
+from rustkm.lanes import Lane, resolve_lane
 from rustkm.lockfile import Lock, editing
 from rustkm.log import say
 from rustkm.project import PROJECT_FILE, Project, check_source, find_project
 from rustkm.toolchain import Toolchain, ensure_toolchain, rootfs_toolchain, store_dir
 
 # debian:latest, or a Debian kernel release such as debian:7.2.13+deb14-amd64.
-_STOCK = re.compile(r"^debian:(latest|\d+\.\d+\.\d+\+deb\d+-[a-z0-9-]+)$")
+_STOCK = re.compile(r"^debian:(latest|next|\d+\.\d+(\.\d+)?(~rc\d+)?(\+deb\d+)?-[a-z0-9-]+)$")
 TOOLCHAINS = ("debian", "host")
 
 
@@ -27,20 +28,45 @@ class KernelRequest:
     toolchain: str = "debian"
     debug: bool = False
     fragments: tuple[str, ...] = ()
-    # A distribution's stock kernel instead of a self-built one: debian:latest or
-    # debian:RELEASE (e.g. debian:7.2.13+deb14-amd64).
+    # A distribution's stock kernel instead of a self-built one: debian:latest, debian:next
+    # or debian:RELEASE (e.g. debian:7.2.13+deb14-amd64).
     stock: str | None = None
+    lane: str = "default"  # the lane's name, as rustkm.lanes resolved it
+    build_dir: str | None = None  # a kernel rustkm built, used as it is
 
     @classmethod
     def from_project(cls, project: Project, **overrides: object) -> KernelRequest:
-        """The project's request, with RUSTKM_DEBUG_KERNEL and RUSTKM_KERNEL, then
-        `overrides` (command-line options; None means not given) on top."""
+        """The request for a lane (rustkm.lanes): `lane` (or `stock`, its older name) from
+        the command line, else RUSTKM_KERNEL, else `debug` (--debug, RUSTKM_DEBUG_KERNEL=1),
+        else the default lane; the other `overrides` (None means not given) on top."""
         values = {k: v for k, v in overrides.items() if v is not None}
-        stock = os.environ.get("RUSTKM_KERNEL") or None
-        if stock is not None and "stock" not in values:
-            stock_release(stock, "RUSTKM_KERNEL")
-        request = cls(source=project.kernel, fragments=project.fragments,
-                      debug=debug_from_environment(), stock=stock)
+        name = values.pop("lane", None) or values.pop("stock", None)
+        origin = "--kernel"
+        if name is None and (variable := os.environ.get("RUSTKM_KERNEL")):
+            name, origin = variable, "RUSTKM_KERNEL"
+        debug = values.pop("debug", None)
+        if debug is None:
+            debug = debug_from_environment()
+        lane = resolve_lane(str(name or ("debug" if debug else "default")), project, origin)
+        if debug and not lane.debug:
+            if lane.stock or lane.build_dir:
+                raise RustkmError(f"the debug lane is a self-built kernel, but {origin} names "
+                                  f"{lane.kind} lane {lane.name}",
+                                  hint="drop --debug (or RUSTKM_DEBUG_KERNEL=1), or choose a "
+                                       "self-built lane")
+            lane = replace(lane, debug=True)
+        return cls.for_lane(lane, project, **values)
+
+    @classmethod
+    def for_lane(cls, lane: Lane, project: Project, **values: object) -> KernelRequest:
+        if lane.stock:
+            request = cls(stock=lane.stock, lane=lane.name)
+        elif lane.build_dir is not None:
+            request = cls(build_dir=str(lane.build_dir), lane=lane.name)
+        else:
+            request = cls(source=lane.source or project.kernel,
+                          fragments=(*project.fragments, *lane.fragments), debug=lane.debug,
+                          lane=lane.name)
         return cls(**{**request.__dict__, **values})
 
     def check(self) -> None:
@@ -79,6 +105,8 @@ def prepare_kernel(request: KernelRequest | None = None,
     request.check()
     if request.stock:
         return _stock(request.stock, project)
+    if request.build_dir is not None:
+        return _built_folder(Path(request.build_dir), request)
     fragments = request.fragment_list()  # fail on a bad fragment before any download
     # A local tree is checked (it exists, it is a kernel tree, unbuilt) before the toolchain.
     local = None if request.source.startswith("debian:") else local_source(Path(request.source))
@@ -118,7 +146,8 @@ def stock_release(spec: str, origin: str = "") -> str:
     if not _STOCK.match(spec):
         where = f" (from {origin})" if origin else ""
         raise RustkmError(f"unknown kernel {spec!r}{where}",
-                          hint="use debian:latest or debian:RELEASE (e.g. 7.2.13+deb14-amd64)")
+                          hint="use debian:latest, debian:next or debian:RELEASE (e.g. "
+                               "debian:7.2.13+deb14-amd64)")
     return spec.split(":", 1)[1]
 
 
@@ -161,6 +190,21 @@ def _kernel_outside_project(request: KernelRequest, project: Project) -> KernelB
         f"one with the fragments {fragments} (about 10 minutes on 2 cores, once); in a project "
         f"folder its {PROJECT_FILE} chooses the kernel")
     return None
+
+
+def _built_folder(folder: Path, request: KernelRequest) -> tuple[Toolchain, KernelBuild]:
+    try:
+        build = KernelBuild.load(folder)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RustkmError(f"{folder} holds no kernel rustkm can use: {e}",
+                          hint="rebuild it with `rustkm kernel build`, or choose a lane") from None
+    if build.image_path:
+        raise RustkmError(f"{folder} holds a stock kernel's metadata",
+                          hint=f"use its lane: --kernel debian:{build.release}")
+    if not build.vmlinux.is_file():
+        raise RustkmError(f"{folder} holds an unfinished kernel build (no vmlinux)",
+                          hint="run `rustkm kernel build` to finish it")
+    return ensure_toolchain(request.toolchain), build
 
 
 def _stock(spec: str, project: Project) -> tuple[Toolchain, KernelBuild]:

@@ -1,0 +1,92 @@
+"""Kernel lanes: a lane is a named kernel that modules are built and tested against.
+
+Built-in lanes:
+    default            the project's self-built kernel (rustkm.toml [kernel])
+    debug              the same with the debug fragment (KASAN, lockdep, kmemleak)
+    debian:latest      Debian's newest stock kernel in sid (no build)
+    debian:next        Debian's newest stock kernel, experimental included (no build)
+    debian:RELEASE     one stock kernel release, e.g. debian:7.2.13+deb14-amd64
+A project defines more in rustkm.toml:
+    [lanes.v73]
+    source = "debian:7.3"          # or a kernel tree path
+    fragments = ["extra.config"]   # added to [kernel].fragments
+    debug = false
+and a folder holding a kernel rustkm built (its rustkm-build.json) is a lane too.
+
+`--kernel LANE` means the same in every verb, `--rustkm-kernel LANE[,LANE...]` in pytest and
+RUSTKM_KERNEL; `--debug`, `--rustkm-debug` and RUSTKM_DEBUG_KERNEL=1 spell the `debug` lane.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from rustkm.errors import RustkmError
+from rustkm.project import Project
+
+BUILT_IN = ("default", "debug", "debian:latest", "debian:next")
+_RELEASE = re.compile(r"^debian:\d+\.\d+(\.\d+)?(~rc\d+)?(\+deb\d+)?-[a-z0-9-]+$")
+BUILD_STAMP = "rustkm-build.json"
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One kernel to build and test against; exactly one of its kinds applies."""
+
+    name: str
+    debug: bool = False
+    stock: str | None = None  # debian:latest, debian:next or debian:RELEASE
+    source: str | None = None  # a project lane's own kernel source (debian:SERIES or a path)
+    fragments: tuple[str, ...] = ()  # a project lane's fragments, beside [kernel]'s
+    build_dir: Path | None = None  # a kernel rustkm built, used as it is
+
+    @property
+    def kind(self) -> str:
+        if self.stock:
+            return "stock"
+        if self.build_dir is not None:
+            return "build folder"
+        return "self-built"
+
+
+def lane_names(project: Project) -> list[str]:
+    return [*BUILT_IN, "debian:RELEASE", *sorted(project.lanes)]
+
+
+def resolve_lane(name: str, project: Project, origin: str = "") -> Lane:
+    """The lane `name` names: a built-in one, the project's, or a kernel build folder."""
+    name = name.strip()
+    if name == "default":
+        return Lane("default")
+    if name == "debug":
+        return Lane("debug", debug=True)
+    if name in ("debian:latest", "debian:next") or _RELEASE.match(name):
+        return Lane(name, stock=name)
+    if name in project.lanes:
+        table = project.lanes[name]
+        return Lane(name, debug=bool(table.get("debug", False)),
+                    source=table.get("source") or None,
+                    fragments=tuple(table.get("fragments", ())))
+    path = Path(name).expanduser()
+    if name and ("/" in name or name.startswith(".")) and path.is_dir():
+        if not (path / BUILD_STAMP).is_file():
+            raise RustkmError(f"{path} is not a kernel folder rustkm built (no {BUILD_STAMP})",
+                              hint="a lane, or a folder that `rustkm kernel build` made")
+        return Lane(str(path.resolve()), build_dir=path.resolve())
+    where = f" (from {origin})" if origin else ""
+    raise RustkmError(f"unknown kernel lane {name!r}{where}",
+                      hint=f"lanes: {', '.join(lane_names(project))}, or a kernel build folder")
+
+
+def resolve_lanes(names: str, project: Project, origin: str = "") -> list[Lane]:
+    """Comma-separated lane names, each once, in the order given."""
+    seen: dict[str, Lane] = {}
+    for name in names.split(","):
+        if not name.strip():
+            raise RustkmError(f"empty lane name in {names!r}" + (f" ({origin})" if origin else ""),
+                              hint="separate lane names with single commas: default,debian:next")
+        lane = resolve_lane(name, project, origin)
+        seen.setdefault(lane.name, lane)
+    return list(seen.values())
