@@ -27,8 +27,8 @@ from rustkm.kunit.run import CaseResult, ModuleRun, kernel_has_kunit, run_module
 
 # What a folder's own sources say before anything is built: a Rust or a C suite.
 _DECLARES_SUITE = re.compile(r"#\[kunit_tests\(|\bkunit_test_(init_section_)?suites?\(")
-_KERNEL = pytest.StashKey[tuple[Any, Any] | RustkmError]()
-KUNIT_SCOPE = "::kunit::"
+_KERNEL = pytest.StashKey[dict[str | None, tuple[Any, Any] | RustkmError]]()
+KUNIT_SCOPE = "::kunit"  # "::kunit::" with one lane, "::kunit[LANE]::" with several
 
 
 def declares_suites(folder: Path) -> bool:
@@ -63,21 +63,22 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return KunitGrouping(config, log)
 
 
-def _kernel(config: pytest.Config) -> tuple[Any, Any]:
-    """The session's toolchain and kernel (as the `rustkm_kernel` fixture prepares them)."""
-    if _KERNEL not in config.stash:
+def _kernel(config: pytest.Config, lane: str | None) -> tuple[Any, Any]:
+    """The lane's toolchain and kernel (as the `rustkm_kernel` fixture prepares them)."""
+    kernels = config.stash.setdefault(_KERNEL, {})
+    if lane not in kernels:
         from rustkm.project import find_project
         from rustkm.session import KernelRequest, prepare_kernel
 
         try:
             project = find_project()  # as the rustkm_kernel fixture finds it
             request = KernelRequest.from_project(
-                project, stock=config.getoption("rustkm_kernel", None),
+                project, lane=lane,
                 debug=True if config.getoption("rustkm_debug", False) else None)
-            config.stash[_KERNEL] = prepare_kernel(request, project)
+            kernels[lane] = prepare_kernel(request, project)
         except RustkmError as e:
-            config.stash[_KERNEL] = e
-    prepared = config.stash[_KERNEL]
+            kernels[lane] = e
+    prepared = kernels[lane]
     if isinstance(prepared, RustkmError):
         raise prepared
     return prepared
@@ -87,14 +88,22 @@ class KbuildFile(pytest.File):
     """A module folder's Kbuild: its KUnit suites sit below, under `kunit`."""
 
     def collect(self) -> Iterator[pytest.Collector]:
-        yield KunitModule.from_parent(self, name="kunit")
+        from rustkm.pytest_plugin import configured_lanes
+
+        lanes = configured_lanes(self.config)
+        if len(lanes) > 1:  # as the VM tests: once per lane, the lane in the id
+            for lane in lanes:
+                yield KunitModule.from_parent(self, name=f"kunit[{lane}]", lane=lane)
+        else:
+            yield KunitModule.from_parent(self, name="kunit", lane=lanes[0] if lanes else None)
 
 
 class KunitModule(pytest.Collector):
-    """The KUnit suites of one module folder."""
+    """The KUnit suites of one module folder, on one lane."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, lane: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.lane = lane
         self.runs: dict[Path, ModuleRun | RustkmError] = {}
         self.siblings: list[Path] = []  # every .ko the folder builds
 
@@ -103,7 +112,7 @@ class KunitModule(pytest.Collector):
         from rustkm.pytest_plugin import build_modules
 
         try:
-            tc, kernel = _kernel(self.config)
+            tc, kernel = _kernel(self.config, self.lane)
             if not kernel_has_kunit(kernel.config):
                 yield KunitUnavailable.from_parent(
                     self, name="suites", reason=f"kernel {kernel.release} has no CONFIG_KUNIT: "
@@ -121,7 +130,7 @@ class KunitModule(pytest.Collector):
     def result(self, ko: Path, suite: str, case: str) -> CaseResult:
         """The case's result; the first call for a module boots its guest and runs it all."""
         if ko not in self.runs:
-            tc, kernel = _kernel(self.config)
+            tc, kernel = _kernel(self.config, self.lane)
             logs = self.config.rootpath / ".pytest_cache" / "rustkm" / f"kunit-{ko.stem}.log"
             try:
                 self.runs[ko] = run_module(tc, kernel, ko, keep_logs=logs,
