@@ -23,9 +23,15 @@
 //! An open file holds the device's state (an `Arc`): after an unbind or a removal of the
 //! device its calls fail with `ENODEV` (the BAR mapping is revoked at unbind); the module
 //! stays loaded while a file is open.
+//!
+//! Each bound device also gets an auxiliary device, `edu.selftest.N`, as drivers of
+//! multi-function hardware split it into functions on the auxiliary bus. Its driver (in this
+//! module: the registration data is a Rust type only this module knows) checks the parent
+//! through its registers and interrupt (identification, liveness, 10!) and refuses to bind
+//! with `EIO` if the device does not behave. It goes before the parent's state at unbind.
 
 use kernel::{
-    bindings,
+    auxiliary, bindings,
     device::{Bound, Core, Device},
     devres::Devres,
     dma::{Coherent, Device as _, DmaMask},
@@ -44,6 +50,7 @@ use kernel::{
         Arc, ArcBorrow, CondVar, Mutex,
     },
     time::{delay::fsleep, msecs_to_jiffies, Delta},
+    types::ForLt,
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -322,6 +329,10 @@ impl NameSlot {
     fn name(&self) -> &'static CStr {
         NAMES[self.0]
     }
+
+    fn index(&self) -> u32 {
+        u32::try_from(self.0).unwrap_or(u32::MAX)
+    }
 }
 
 impl Drop for NameSlot {
@@ -334,10 +345,14 @@ impl Drop for NameSlot {
     }
 }
 
-/// What the driver keeps while bound. Dropped in this order: the /dev node, the interrupt
-/// (freed, so the handler's reference goes), then the name.
+/// The registration data of the self-test auxiliary device: the parent's state.
+type SelfTestData = ForLt!(Arc<Edu>);
+
+/// What the driver keeps while bound. Dropped in this order: the auxiliary device, the /dev
+/// node, the interrupt (freed, so the handler's reference goes), then the name.
 #[pin_data]
-struct EduData {
+struct EduData<'bound> {
+    selftest: auxiliary::Registration<'bound, SelfTestData>,
     #[pin]
     misc: devmisc::Registration<Arc<Edu>>,
     #[pin]
@@ -376,13 +391,13 @@ kernel::pci_device_table!(
 
 impl pci::Driver for EduDriver {
     type IdInfo = ();
-    type Data<'bound> = EduData;
+    type Data<'bound> = EduData<'bound>;
     const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
 
     fn probe<'bound>(
         pdev: &'bound pci::Device<Core<'_>>,
         _info: &'bound Self::IdInfo,
-    ) -> impl PinInit<EduData, Error> + 'bound {
+    ) -> impl PinInit<EduData<'bound>, Error> + 'bound {
         pin_init::pin_init_scope(move || {
             pdev.enable_device_mem()?;
             pdev.set_master();
@@ -435,13 +450,21 @@ impl pci::Driver for EduDriver {
                     pdev.as_ref(),
                     edu.clone()
                 ),
+                // Last: its driver may bind at once and use the interrupt.
+                selftest: auxiliary::Registration::new(
+                    pdev.as_ref(),
+                    SELFTEST,
+                    name.index(),
+                    MODULE_NAME,
+                    edu.clone()
+                )?,
                 edu,
                 name,
             }))
         })
     }
 
-    fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&EduData>) {
+    fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&EduData<'bound>>) {
         {
             let mut events = this.edu.events.lock();
             events.gone = true;
@@ -540,16 +563,79 @@ impl MiscDevice for EduFile {
     }
 }
 
+const MODULE_NAME: &CStr = <EduModule as kernel::ModuleMetadata>::NAME;
+/// The auxiliary devices' name: `edu.selftest.N`.
+const SELFTEST: &CStr = c"selftest";
+
+/// The driver of `edu.selftest.N`: binds if the parent device behaves as edu.rst says.
+struct SelfTestDriver;
+
+kernel::auxiliary_device_table!(
+    AUX_TABLE,
+    MODULE_AUX_TABLE,
+    <SelfTestDriver as auxiliary::Driver>::IdInfo,
+    [(auxiliary::DeviceId::new(MODULE_NAME, SELFTEST), ())]
+);
+
+impl SelfTestDriver {
+    fn check(edu: &Edu) -> Result<()> {
+        let id = edu.read32(REG_ID)?;
+        let live = edu.liveness(0x5a5a_5a5a)?;
+        let fact = edu.factorial(10)?;
+        if id != 0x0100_00ed || live != 0xa5a5_a5a5 || fact != 3_628_800 {
+            dev_err!(
+                edu.pdev,
+                "self-test: id {:#x}, liveness {:#x}, 10! = {}\n",
+                id,
+                live,
+                fact
+            );
+            return Err(EIO);
+        }
+        Ok(())
+    }
+}
+
+impl auxiliary::Driver for SelfTestDriver {
+    type IdInfo = ();
+    type Data<'bound> = ();
+    const ID_TABLE: auxiliary::IdTable<Self::IdInfo> = &AUX_TABLE;
+
+    fn probe<'bound>(
+        adev: &'bound auxiliary::Device<Core<'_>>,
+        _info: &'bound Self::IdInfo,
+    ) -> impl PinInit<(), Error> + 'bound {
+        let edu = adev.registration_data::<SelfTestData>()?;
+        match Self::check(&edu) {
+            Ok(()) => {
+                dev_info!(adev, "self-test of the parent passed\n");
+                Ok(())
+            }
+            Err(e) => {
+                dev_err!(
+                    adev,
+                    "self-test of the parent failed: error {}\n",
+                    e.to_errno()
+                );
+                Err(EIO)
+            }
+        }
+    }
+}
+
 #[pin_data]
 struct EduModule {
     #[pin]
     driver: driver::Registration<pci::Adapter<EduDriver>>,
+    #[pin]
+    selftest: driver::Registration<auxiliary::Adapter<SelfTestDriver>>,
 }
 
 impl kernel::InPlaceModule for EduModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            driver <- driver::Registration::new(c"edu", module),
+            driver <- driver::Registration::new(MODULE_NAME, module),
+            selftest <- driver::Registration::new(MODULE_NAME, module),
         })
     }
 }

@@ -239,3 +239,38 @@ def test_a_signal_ends_the_wait_and_the_device_stays_usable(vm):
     vm.wait_until_succeeds("! kill -0 $(cat /tmp/pid) 2>/dev/null", timeout=5)
     assert vm.succeed("cat /tmp/long").strip() == "error: EINTR"
     vm.wait_until_succeeds(f"edu_ctl {DEV} fact 3 | grep -x 6", timeout=60)
+
+
+AUX = "/sys/bus/auxiliary"
+
+
+def test_the_selftest_function_binds_on_the_auxiliary_bus(edu):
+    assert edu.succeed(f"readlink {AUX}/devices/edu.selftest.0/driver").strip() \
+        .endswith("/edu.edu")
+    assert "edu.edu edu.selftest.0: self-test of the parent passed" in edu.console_log
+    # The auxiliary device lives below the PCI device and goes with its binding.
+    assert edu.succeed(f"readlink -f {AUX}/devices/edu.selftest.0").strip() == \
+        "/sys/devices/pci0000:00/0000:00:04.0/edu.selftest.0"
+    edu.succeed("echo 0000:00:04.0 > /sys/bus/pci/drivers/edu/unbind")
+    edu.fail(f"test -e {AUX}/devices/edu.selftest.0")
+    edu.succeed("echo 0000:00:04.0 > /sys/bus/pci/drivers/edu/bind")
+    edu.wait_for_file(f"{AUX}/devices/edu.selftest.0/driver")
+
+
+def test_the_selftest_refuses_a_parent_whose_interrupt_never_comes(vm):
+    vm.insmod("edu", timeout_ms=300)
+    vm.wait_for_file(f"{AUX}/devices/edu.selftest.0/driver")
+    vm.succeed(f"echo edu.selftest.0 > {AUX}/drivers/edu.edu/unbind")
+    control = msi_control(vm)
+    enabled = int(vm.succeed(f"od -An -tx1 -j{control} -N1 {SYSFS}/config").strip(), 16)
+    vm.succeed(f"printf '\\{enabled & ~1:03o}' | dd of={SYSFS}/config bs=1 seek={control} "
+               "conv=notrunc")
+    result = vm.run(f"echo edu.selftest.0 > {AUX}/drivers/edu.edu/bind")
+    assert result.status != 0
+    # ETIMEDOUT (110) from the factorial, which waited for its interrupt in vain.
+    vm.wait_for_console_text(r"edu.selftest.0: self-test of the parent failed: error -110")
+    vm.fail(f"test -e {AUX}/devices/edu.selftest.0/driver")
+    vm.succeed(f"printf '\\{enabled:03o}' | dd of={SYSFS}/config bs=1 seek={control} "
+               "conv=notrunc")
+    vm.succeed(f"echo edu.selftest.0 > {AUX}/drivers/edu.edu/bind")
+    vm.succeed(f"test -e {AUX}/devices/edu.selftest.0/driver")
