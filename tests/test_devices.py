@@ -159,3 +159,24 @@ def test_snapshot_safe_devices_restore_and_qmp_reaches_them(vm):
     assert not vm.boot_how.startswith("cold boot: device")
     assert "0x1b36:0x000d" in pci_ids(vm)  # qemu-xhci
     assert "xhci" in [p["name"] for p in vm.qmp("qom-list", path="/machine/peripheral")]
+
+
+def rustkm_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rustkm.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_rustkm_run_adds_devices(rustkm_kernel):
+    result = rustkm_cli("run", "--device", "edu", "--device", "pci-testdev",
+                        "kmods/drivers/edu", "--", "cat", "/sys/class/misc/edu0/device/vendor",
+                        "/sys/bus/pci/devices/0000:00:05.0/device")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.split() == ["0x1234", "0x0005"]
+
+
+def test_rustkm_run_refuses_an_unknown_device_with_qemus_names(rustkm_kernel):
+    result = rustkm_cli("run", "--device", "edux,id=a", "--", "true")
+    assert result.returncode == 1
+    assert "error: QEMU has no device 'edux'" in result.stdout + result.stderr
+    assert "did you mean edu?" in result.stdout + result.stderr
+    assert "booting" not in result.stdout + result.stderr
