@@ -133,15 +133,15 @@ def test_concurrent_writers_and_readers_see_whole_writes(eeprom):
     script = []
     for region in range(4):
         script.append(
-            f"(for v in $(seq 1 20); do head -c 64 /dev/zero | tr '\\000' \"\\\\$(printf %03o "
+            f"(for v in $(seq 1 10); do head -c 64 /dev/zero | tr '\\000' \"\\\\$(printf %03o "
             f"$((v + {region} * 40)))\" | rawio write {FILE} {region * 64} > /dev/null; "
             f"done) &")
         script.append(
-            f"(for i in $(seq 20); do rawio read {FILE} {region * 64} 64 | od -An -v -tu1 "
+            f"(for i in $(seq 10); do rawio read {FILE} {region * 64} 64 | od -An -v -tu1 "
             f"| tr -s ' \\n' '\\n' | sort -u | grep -c . ; done) > /tmp/r{region} &")
     eeprom.succeed(" ".join(script) + " wait", timeout=120)
     for region in range(4):
         assert set(eeprom.succeed(f"cat /tmp/r{region}").split()) == {"1"}
     final = eeprom.run(f"cat {FILE}").stdout
     for region in range(4):
-        assert final[region * 64:(region + 1) * 64] == bytes([20 + region * 40]) * 64
+        assert final[region * 64:(region + 1) * 64] == bytes([10 + region * 40]) * 64
