@@ -160,6 +160,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="debian:SERIES")
     p.set_defaults(func=cmd_lock)
 
+    p = verbs.add_parser("matrix", help="every module on every lane: built, tested, one table")
+    p.add_argument("dirs", nargs="*", type=Path, help="module folders (default: the project's)")
+    p.add_argument("--lanes", default="default,debian:latest", metavar="LANE,LANE...",
+                   help="the lanes (columns); default: default,debian:latest")
+    p.add_argument("--shard", default="1/1", metavar="K/N",
+                   help="run the Kth of N shares of the cells (for N CI runners)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the cells as JSON")
+    p.add_argument("--junit-dir", type=Path, metavar="DIR",
+                   help="keep each cell's JUnit XML there")
+    p.add_argument("--merge", nargs="+", type=Path, metavar="FILE",
+                   help="print the table of shards' JSON files instead of running anything")
+    p.set_defaults(func=cmd_matrix)
+
     p = verbs.add_parser("build", help="build out-of-tree Rust modules")
     p.add_argument("dirs", nargs="*", type=Path, help="module folders (default: the project's)")
     p.add_argument("--clippy", action="store_true", help="lint with clippy; fail on warnings")
@@ -281,6 +294,63 @@ def _build_modules(args: argparse.Namespace, dirs: list[Path]):  # type: ignore[
     tc, kernel = prepare_kernel(request, project)
     clippy = bool(getattr(args, "clippy", False))
     return tc, kernel, [build_module(tc, kernel, d, clippy=clippy) for d in dirs]
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    import functools
+    import tempfile
+
+    from rustkm import matrix
+    from rustkm.lanes import resolve_lanes
+    from rustkm.matrix_table import print_table
+    from rustkm.module import build_module
+    from rustkm.project import find_project
+    from rustkm.session import KernelRequest, prepare_kernel
+
+    if args.merge:
+        cells, lane_names = matrix.merge(args.merge)
+        return print_table(cells, lane_names)
+    project = find_project()
+    lanes = {lane.name: lane for lane in resolve_lanes(args.lanes, project, "--lanes")}
+    shard = matrix.parse_shard(args.shard)
+    folders = {_relative(d, project.root): d.resolve() for d in _module_dirs(args.dirs)}
+    cells = matrix.plan(sorted(folders), list(lanes), shard)
+    junit_dir = args.junit_dir or Path(tempfile.mkdtemp(prefix="rustkm-matrix-"))
+    kernels: dict[str, object] = {}
+    done: list[matrix.Cell] = []
+    try:
+        for number, cell in enumerate(cells, 1):
+            lane = lanes[cell.lane]
+            if lane.name not in kernels:
+                try:
+                    kernels[lane.name] = prepare_kernel(KernelRequest.for_lane(lane, project),
+                                                        project)
+                except RustkmError as e:
+                    kernels[lane.name] = e
+            prepared = kernels[lane.name]
+            if isinstance(prepared, RustkmError):
+                cell.status, cell.detail = matrix.ERROR, f"lane {lane.name}: {prepared.message}"
+            else:
+                matrix.run_cell(cell, folders[cell.module], lane,
+                                functools.partial(build_module, *prepared),  # type: ignore[misc]
+                                junit_dir / matrix.junit_name(cell))
+            done.append(cell)
+            say(f"matrix [{number}/{len(cells)}] {cell.module} on {cell.lane}: {cell.text()} "
+                f"({cell.seconds} s)")
+    except KeyboardInterrupt:
+        print_table(done, list(lanes))
+        say("interrupted: the table above is partial; the cache is left consistent")
+        return 130
+    if args.json:
+        args.json.write_text(matrix.to_json(done, list(lanes), shard))
+    return print_table(done, list(lanes))
+
+
+def _relative(folder: Path, root: Path) -> str:
+    try:
+        return str(folder.resolve().relative_to(root))
+    except ValueError:
+        return str(folder.resolve())
 
 
 def cmd_build(args: argparse.Namespace) -> int:

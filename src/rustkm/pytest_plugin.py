@@ -115,8 +115,15 @@ def _item_lane(item: pytest.Item) -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests (or whole files, through pytestmark) declare the lanes where they do not apply:
-    @pytest.mark.rustkm_lanes(skip={"debian:*": "why"}); they show as skipped, with why."""
+    @pytest.mark.rustkm_lanes(skip={"debian:*": "why"}), and module folders in their
+    rustkm-module.toml; they show as skipped, with why."""
+    from rustkm.lanes import module_lane_skip
+
     for item in items:
+        if reason := module_lane_skip(item.path.parent, _item_lane(item)):
+            # The module folder's rustkm-module.toml: the whole module does not apply.
+            item.add_marker(pytest.mark.skip(reason=f"not on lane {_item_lane(item)}: {reason}"))
+            continue
         marker = item.get_closest_marker("rustkm_lanes")
         if marker is None:
             continue
