@@ -2,6 +2,8 @@
 boot, a property QEMU rejects reported with QEMU's message, devices in the guest and in the
 snapshot key, and how VMs with devices start."""
 
+import os
+import pty
 import subprocess
 import sys
 import time
@@ -180,3 +182,24 @@ def test_rustkm_run_refuses_an_unknown_device_with_qemus_names(rustkm_kernel):
     assert "error: QEMU has no device 'edux'" in result.stdout + result.stderr
     assert "did you mean edu?" in result.stdout + result.stderr
     assert "booting" not in result.stdout + result.stderr
+
+
+def test_rustkm_shell_adds_devices(kernel):
+    from test_shell import _read_until  # the terminal reader of rustkm shell's own test
+
+    main, side = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "rustkm.cli", "shell", "--device", "edu",
+                             "kmods/drivers/edu"],
+                            stdin=side, stdout=side, stderr=side, cwd=ROOT, close_fds=True)
+    os.close(side)
+    try:
+        assert b"leaves" in _read_until(main, b"leaves", 300)
+        os.write(main, b"cat /sys/class/misc/edu0/device/vendor; echo marker-$((6*7))\r")
+        out = _read_until(main, b"marker-42", 60)
+        assert b"0x1234" in out
+        os.write(main, b"exit\r")
+        assert b"the guest shell exited" in _read_until(main, b"the guest shell exited", 60)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        os.close(main)
