@@ -185,3 +185,100 @@ def test_threads_editing_one_lock_lose_no_pin(tmp_path):
     for t in threads:
         t.join()
     assert len(Lock.read(path).toolchain) == 40
+
+
+OLD_LAYOUT = f"""\
+[toolchain]
+"debian-trixie/rustc" = "rustc 1.85.1 (4eb161250 2025-03-15) (built from a source tarball)"
+stock-release = "7.2.13+deb14-amd64"
+stock-suite = "sid"
+stock-toolchain-suite = "sid"
+
+[package."linux-source-7.2"]
+package = "linux-source-7.2"
+version = "7.2.12-1~bpo13+1"
+sha256 = "{"ab" * 32}"
+suite = "trixie-backports"
+
+[package."stock/linux-headers-7.2.13+deb14-amd64"]
+package = "linux-headers-7.2.13+deb14-amd64"
+version = "7.2.13-1"
+sha256 = "{"cd" * 32}"
+suite = "sid"
+
+[package."stock/linux-source-7.2"]
+package = "linux-source-7.2"
+version = "7.2.13-1"
+sha256 = "{"ef" * 32}"
+suite = "sid"
+"""
+
+
+def test_a_lock_in_the_older_layout_is_read_as_the_debian_latest_lanes_pins(tmp_path):
+    path = tmp_path / "rustkm.lock"
+    path.write_text(OLD_LAYOUT)
+    lock = Lock.read(path)
+    assert lock.toolchain == {"debian-trixie/rustc": "rustc 1.85.1 (4eb161250 2025-03-15) "
+                                                     "(built from a source tarball)"}
+    assert lock.packages == {"linux-source-7.2": SOURCE}
+    stock = lock.lanes["debian:latest"]
+    assert stock.pins == {"release": "7.2.13+deb14-amd64", "suite": "sid",
+                          "toolchain-suite": "sid"}
+    assert stock.packages == {
+        "linux-headers-7.2.13+deb14-amd64": LockedPackage(
+            "linux-headers-7.2.13+deb14-amd64", "7.2.13-1", "cd" * 32, "sid"),
+        "linux-source-7.2": LockedPackage("linux-source-7.2", "7.2.13-1", "ef" * 32, "sid")}
+    assert lock.legacy
+
+
+def test_the_first_edit_rewrites_an_older_lock_in_the_new_layout_losing_no_pin(tmp_path):
+    path = tmp_path / "rustkm.lock"
+    path.write_text(OLD_LAYOUT)
+    migrated = Lock.read(path)
+    with editing(path):
+        pass  # nothing changed, but the layout is rewritten
+    text = path.read_text()
+    assert "stock-" not in text and '"stock/' not in text
+    assert '[lanes."debian:latest"]\nrelease = "7.2.13+deb14-amd64"' in text
+    assert '[lanes."debian:latest".package."linux-source-7.2"]' in text
+    again = Lock.read(path)
+    assert again == migrated and not again.legacy
+    before = path.stat().st_mtime_ns
+    with editing(path):
+        pass
+    assert path.stat().st_mtime_ns == before  # written once
+
+
+def test_pins_already_in_a_lane_section_win_over_the_older_layouts(tmp_path):
+    path = tmp_path / "rustkm.lock"
+    path.write_text(OLD_LAYOUT + '\n[lanes."debian:latest"]\nrelease = "7.3-amd64"\n'
+                                 'suite = "experimental"\n')
+    stock = Lock.read(path).lanes["debian:latest"]
+    assert stock.pins == {"release": "7.3-amd64", "suite": "experimental",
+                          "toolchain-suite": "sid"}
+
+
+def test_lanes_are_written_one_section_each_and_read_back(tmp_path):
+    path = tmp_path / "rustkm.lock"
+    lock = Lock({SOURCE.package: SOURCE}, {})
+    lock.lane("debian:next").pins["release"] = "7.3-amd64"
+    lock.lane("debian:next").packages["linux-source-7.3"] = LockedPackage(
+        "linux-source-7.3", "7.3~rc7-1~exp1", "ab" * 32, "experimental")
+    lock.lane("debian:latest")  # an empty section is not written
+    lock.write(path)
+    assert "debian:latest" not in path.read_text()
+    assert Lock.read(path).lanes == {"debian:next": lock.lanes["debian:next"]}
+
+
+@pytest.mark.parametrize("text,message", [
+    ('[lanes]\nx = "y"\n', r"rustkm.lock: lanes.x must be a table, not a string"),
+    ('[lanes."debian:next"]\nrelease = 3\n',
+     r'rustkm.lock: lanes."debian:next".release must be a string, not a number'),
+    ('[lanes."debian:next".package.x]\npackage = "x"\n',
+     r'rustkm.lock: lanes."debian:next".package.x has no version'),
+])
+def test_a_malformed_lane_section_is_an_error_naming_the_field(tmp_path, text, message):
+    path = tmp_path / "rustkm.lock"
+    path.write_text(text)
+    with pytest.raises(RustkmError, match=message):
+        Lock.read(path)

@@ -39,3 +39,31 @@ def _uris(text: str, deb822: bool) -> list[str]:
             if words:
                 found.append(words[0])
     return found
+
+
+def version_key(version: str) -> tuple[object, ...]:
+    """A sort key that orders Debian version strings as dpkg does (epoch, upstream version,
+    revision; `~` before anything, even the end): 7.2.13-1 < 7.3~rc7-1~exp1 < 7.3-1."""
+    epoch, _, rest = version.rpartition(":") if ":" in version else ("0", "", version)
+    upstream, _, revision = rest.rpartition("-") if "-" in rest else (rest, "", "0")
+    return (int(epoch or 0), _part_key(upstream), _part_key(revision))
+
+
+def _part_key(part: str) -> tuple[object, ...]:
+    """dpkg's comparison of one part: alternating runs of non-digits (compared character by
+    character, `~` lowest, then the end, then letters, then the rest) and of digits."""
+    key: list[object] = []
+    for text, digits in re.findall(r"(\D*)(\d*)", part):
+        if not text and not digits:
+            continue
+        key.append(tuple(_char_order(c) for c in text) + (0,))
+        key.append(int(digits or 0))
+    return (*key, (0,), 0)  # the end: after `~`, before anything else
+
+
+def _char_order(c: str) -> int:
+    if c == "~":
+        return -1
+    if c.isalpha():
+        return ord(c)
+    return ord(c) + 256

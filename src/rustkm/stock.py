@@ -6,30 +6,43 @@ linux-headers, the same version's linux-source, and a toolchain from the Debian 
 rustc prints exactly the kernel's CONFIG_RUSTC_VERSION_TEXT (Rust crate hashes, and so every
 Rust symbol name, depend on that string); then `make modules_prepare` with the distribution's
 compiler and KERNELRELEASE. The VM boots the distribution's own vmlinuz.
+
+Lanes: debian:latest (sid's newest), debian:next (the newest of all, experimental included:
+7.3~rc7 as `linux-headers-7.3-amd64`, its release named without an ABI number) and
+debian:RELEASE, each pinned in its own section of rustkm.lock. Debian drops old uploads: a
+moving lane whose pins have gone resolves again (and says so); an explicit release stops with
+the command that re-pins it.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from rustkm.cache import cache_key, locked, publish_once
+from rustkm.debian import version_key
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild, out_of_tree_make
 from rustkm.kernel.config import parse_config
-from rustkm.kernel.source import DebianArchive, fetch_source
-from rustkm.lockfile import Lock, LockedPackage, editing
+from rustkm.kernel.source import DebianArchive, KernelSource, fetch_source
+from rustkm.lockfile import LanePins, Lock, LockedPackage, editing
 from rustkm.log import say, step
 from rustkm.toolchain import Toolchain, ensure_suite_toolchain, ensure_toolchain, store_dir
 
-# Suites searched for the kernel and for a matching toolchain, newest first.
+# Suites a matching toolchain comes from, and where `latest` looks, newest first.
 SUITES = ("sid", "forky")
+# Where `next` and an explicit release look: experimental holds only what was uploaded there
+# (no toolchain of its own), so its kernels are built with a toolchain from SUITES.
+NEXT_SUITES = ("experimental", *SUITES)
+MOVING = ("latest", "next")
 FLAVOUR = "amd64"
 STOCK_MEMORY_MB = 1024
-_LOCK_PREFIX = "stock/"
-_RELEASE = re.compile(r"^linux-headers-(\d+\.\d+\.\d+\+deb\d+-" + FLAVOUR + ")$")
+# 7.2.13+deb14-amd64 (an ABI number), or 7.3-amd64 (experimental's 7.3 names, without one).
+_RELEASE = re.compile(r"^linux-headers-(\d+\.\d+(?:\.\d+\+deb\d+)?-" + FLAVOUR + ")$")
+_HEADERS_SEARCH = r"^linux-headers-[0-9.]+(\+deb[0-9]+)?-" + FLAVOUR + "$"
 
 
 @dataclass(frozen=True)
@@ -83,42 +96,73 @@ def release_key(release: str) -> tuple[int, ...]:
     return tuple(int(n) for n in re.findall(r"\d+", release))
 
 
-def _find_release(archives: dict[str, DebianArchive], wanted: str) -> tuple[str, str]:
-    """(release, suite) of the named kernel release, or of the newest when wanted == latest."""
-    found: dict[str, str] = {}
+@dataclass(frozen=True)
+class StockChoice:
+    """A stock kernel found in the archive: its release, suite and headers' version."""
+
+    release: str  # e.g. 7.2.13+deb14-amd64 or 7.3-amd64
+    suite: str
+    version: str  # the Debian version of its packages, e.g. 7.3~rc7-1~exp1
+
+
+def lane_name(spec: str) -> str:
+    return f"debian:{spec}"
+
+
+def search_suites(spec: str) -> tuple[str, ...]:
+    return SUITES if spec == "latest" else NEXT_SUITES
+
+
+def available_kernels(archives: dict[str, DebianArchive]) -> list[StockChoice]:
+    """Every stock kernel (release, suite, version) the archives list, in no order."""
+    found = []
     for suite, archive in archives.items():
-        for name in archive.package_names(r"^linux-headers-[0-9.]+\+deb[0-9]+-" + FLAVOUR + "$"):
+        for name in archive.package_names(_HEADERS_SEARCH):
             match = _RELEASE.match(name)
             if match:
-                found.setdefault(match.group(1), suite)
+                found += [StockChoice(match.group(1), suite, version)
+                          for version, _ in archive.versions(name)]
+    return found
+
+
+def choose_kernel(found: list[StockChoice], spec: str, suites: tuple[str, ...]) -> StockChoice:
+    """The newest kernel (by Debian version) of the named release, or of all of them when
+    `spec` is latest or next."""
     if not found:
-        raise RustkmError(f"no Debian {FLAVOUR} kernel headers found in {', '.join(archives)}")
-    if wanted == "latest":
-        release = max(found, key=release_key)
-        return release, found[release]
-    if wanted not in found:
-        raise RustkmError(f"Debian has no kernel {wanted} in {', '.join(archives)}",
-                          hint=f"available: {', '.join(sorted(found, key=release_key))}")
-    return wanted, found[wanted]
+        raise RustkmError(f"no Debian {FLAVOUR} kernel headers found in {', '.join(suites)}")
+    wanted = found if spec in MOVING else [c for c in found if c.release == spec]
+    if not wanted:
+        releases = sorted({c.release for c in found}, key=release_key)
+        raise RustkmError(f"Debian has no kernel {spec} in {', '.join(suites)}",
+                          hint=f"available: {', '.join(releases)}")
+    # Newest first; between equal versions, the suite listed first.
+    return max(reversed(wanted), key=lambda c: (version_key(c.version), -suites.index(c.suite)))
 
 
-def _pin(lock: Lock, archive: DebianArchive, package: str, version: str | None) -> LockedPackage:
-    key = _LOCK_PREFIX + package
-    pinned = lock.packages.get(key)
+def _pin(lane: LanePins, archive: DebianArchive, package: str,
+         version: str | None) -> LockedPackage:
+    pinned = lane.packages.get(package)
     if pinned is None or (version is not None and pinned.version != version):
         pinned = archive.resolve(package, version)
-        lock.packages[key] = pinned
+        lane.packages[package] = pinned
     return pinned
 
 
 def _extract_deb(tc: Toolchain, deb: Path, dest: Path) -> Path:
+    """The .deb's contents at `dest`; those of another version there (a release name without
+    an ABI number, such as 7.3-amd64, is reused by every upload) are replaced."""
     def extract(private: Path) -> None:
         private.mkdir()
         tc.run(["dpkg-deb", "-x", str(deb), str(private)], binds=[deb.parent, private])
         (private / ".rustkm-complete").write_text(deb.name + "\n")
 
-    return publish_once(dest, f"the contents of {deb.name}", extract,
-                        ready=lambda d: (d / ".rustkm-complete").exists())
+    def ready(folder: Path) -> bool:
+        try:
+            return (folder / ".rustkm-complete").read_text().strip() == deb.name
+        except OSError:
+            return False
+
+    return publish_once(dest, f"the contents of {deb.name}", extract, ready=ready)
 
 
 def choose_toolchain_suite(archives: dict[str, DebianArchive],
@@ -156,61 +200,155 @@ def check_toolchain(tc: Toolchain, needs: StockToolchainNeeds) -> None:
         say(f"stock kernel: bindgen differs (kernel: {needs.bindgen}; toolchain: {bindgen})")
 
 
-def prepare_stock_kernel(spec: str, lock: Lock, lock_path: Path | None,
-                         update: bool = False) -> tuple[Toolchain, KernelBuild]:
-    """`spec`: 'latest' or a release such as 7.2.13+deb14-amd64."""
-    apt_tc = ensure_toolchain()
-    archives = {suite: DebianArchive.for_suite(apt_tc, suite) for suite in SUITES}
+@dataclass(frozen=True)
+class StockPins:
+    """What a stock lane is pinned to: the packages to fetch and the toolchain's suite."""
+
+    release: str
+    suite: str
+    headers: LockedPackage
+    binary: LockedPackage
+    source: LockedPackage
+    toolchain_suite: str | None  # None until the headers' .config has been read
+
+    @property
+    def series(self) -> str:
+        return series_of(self.release)
+
+
+def series_of(release: str) -> str:
+    """7.3 from 7.3-amd64, 7.2 from 7.2.13+deb14-amd64 (linux-source-SERIES)."""
+    match = re.match(r"\d+\.\d+", release)
+    if not match:
+        raise RustkmError(f"{release!r} is not a kernel release")
+    return match.group(0)
+
+
+def pin_stock_lane(spec: str, lock: Lock, lock_path: Path | None,
+                   archives: dict[str, DebianArchive], update: bool = False) -> StockPins:
+    """The packages of stock lane debian:SPEC, from its section of the lock, or resolved
+    (and recorded there) when it has none, when `update`, or when a pinned package has left
+    the archive and the lane is a moving one (latest, next). An explicit release whose
+    pinned packages are gone is an error naming them and the command that re-pins."""
+    lane = lane_name(spec)
     # Everything is pinned under the lock on rustkm.lock, from the read to the write: two
     # processes (pytest-xdist workers) pin the same versions and lose none of each other's.
     with editing(lock_path, lock) as pins:
-        pinned_release = pins.toolchain.get("stock-release")
-        wanted = pinned_release if (spec == "latest" and pinned_release and not update) else spec
-        if pinned_release and wanted == pinned_release and not update:
-            release, suite = pinned_release, pins.toolchain.get("stock-suite", SUITES[0])
-        else:
-            release, suite = _find_release(archives, wanted)
-        archive = archives[suite]
-        pins.toolchain["stock-release"] = release
-        pins.toolchain["stock-suite"] = suite
+        section = pins.lane(lane)
+        pinned = None if update else _pinned(section, spec)
+        if pinned is not None:
+            gone = [p for p in (pinned.headers, pinned.binary, pinned.source)
+                    if not _still_there(archives[p.suite] if p.suite in archives
+                                        else archives[pinned.suite], p)]
+            what = ", ".join(f"{p.package} {p.version}" for p in gone)
+            where = lock_path.name if lock_path else "rustkm.lock"
+            if gone and spec not in MOVING:
+                raise RustkmError(
+                    f"lane {lane}: Debian no longer has {what} (pinned in {where})",
+                    hint=f"`rustkm lock --update --kernel {lane}` pins what the archive has "
+                         "now (a release without an ABI number, such as 7.3-amd64, moves to "
+                         "its newest upload), or use a moving lane: debian:latest, debian:next")
+            if gone:
+                say(f"lane {lane}: Debian no longer has {what} (pinned in {where}): "
+                    "resolving the lane again")
+                pinned = None
+        if pinned is None:
+            pinned = _resolve(spec, section, archives, lane)
+        return pinned
 
-        headers_pkg = _pin(pins, archive, f"linux-headers-{release}", None)
-        binary_pkg = _pin(pins, archive, f"linux-binary-{release}", headers_pkg.version)
-        home = store_dir() / "stock" / release
-        headers = _extract_deb(apt_tc, archive.download(headers_pkg), home / "headers")
-        header_tree = headers / "usr" / "src" / f"linux-headers-{release}"
-        config = parse_config((header_tree / ".config").read_text())
-        needs = StockToolchainNeeds.from_config(config)
 
-        series = ".".join(release.split(".")[:2])
-        source_pkg = pins.packages.get(f"{_LOCK_PREFIX}linux-source-{series}")
-        toolchain_suite = pins.toolchain.get("stock-toolchain-suite")
-        upstream = release.split("+")[0]
-        if source_pkg is None or upstream_version(source_pkg.version) != upstream or update:
-            source_pkg = _pin(pins, archive, f"linux-source-{series}",
-                              _source_version(archive, series, upstream, suite, release))
-        if toolchain_suite is None or update:
-            toolchain_suite = choose_toolchain_suite(archives, needs)
-        pins.toolchain["stock-toolchain-suite"] = toolchain_suite
+def _pinned(section: LanePins, spec: str) -> StockPins | None:
+    release, suite = section.pins.get("release"), section.pins.get("suite")
+    if not release or not suite or (spec not in MOVING and release != spec):
+        return None
+    try:
+        series = series_of(release)
+    except RustkmError:
+        return None
+    packages = [section.packages.get(f"{kind}-{release}") for kind in ("linux-headers",
+                                                                         "linux-binary")]
+    source = section.packages.get(f"linux-source-{series}")
+    if packages[0] is None or packages[1] is None or source is None:
+        return None
+    return StockPins(release, suite, packages[0], packages[1], source,
+                     section.pins.get("toolchain-suite"))
+
+
+def _still_there(archive: DebianArchive, pkg: LockedPackage) -> bool:
+    """A package whose .deb is in the cache needs nothing from the archive; otherwise its
+    pinned version must still be listed."""
+    if archive.cached(pkg).exists():
+        return True
+    return any(version == pkg.version for version, _ in archive.versions(pkg.package))
+
+
+def _resolve(spec: str, section: LanePins, archives: dict[str, DebianArchive],
+             lane: str) -> StockPins:
+    suites = search_suites(spec)
+    choice = choose_kernel(available_kernels({s: archives[s] for s in suites}), spec, suites)
+    archive = archives[choice.suite]
+    before = section.pins.get("release"), section.packages.get(f"linux-headers-{choice.release}")
+    section.packages.clear()
+    headers = _pin(section, archive, f"linux-headers-{choice.release}", choice.version)
+    binary = _pin(section, archive, f"linux-binary-{choice.release}", headers.version)
+    series = series_of(choice.release)
+    source = _pin(section, archive, f"linux-source-{series}",
+                  _source_version(archive, series, headers.version, choice))
+    section.pins.clear()
+    section.pins.update(release=choice.release, suite=choice.suite)
+    was = f" (was {before[0]} {before[1].version})" if before[0] and before[1] else ""
+    if before[1] is None or before[1].version != headers.version:
+        say(f"lane {lane}: pinned Debian's {choice.release} {headers.version} "
+            f"({choice.suite}){was}")
+    return StockPins(choice.release, choice.suite, headers, binary, source, None)
+
+
+def prepare_stock_kernel(spec: str, lock: Lock, lock_path: Path | None,
+                         update: bool = False) -> tuple[Toolchain, KernelBuild]:
+    """`spec`: 'latest' (sid's newest stock kernel), 'next' (the newest one, experimental
+    included) or a release such as 7.2.13+deb14-amd64 or 7.3-amd64. Each is a lane of its own
+    (debian:SPEC) with its own section in rustkm.lock."""
+    apt_tc = ensure_toolchain()
+    archives = {suite: DebianArchive.for_suite(apt_tc, suite) for suite in NEXT_SUITES}
+    pinned = pin_stock_lane(spec, lock, lock_path, archives, update)
+    release, archive = pinned.release, archives[pinned.suite]
+    home = store_dir() / "stock" / release
+    headers = _extract_deb(apt_tc, archive.download(pinned.headers), home / "headers")
+    header_tree = headers / "usr" / "src" / f"linux-headers-{release}"
+    config = parse_config((header_tree / ".config").read_text())
+    needs = StockToolchainNeeds.from_config(config)
+
+    toolchain_suite = pinned.toolchain_suite
+    if toolchain_suite is None:
+        toolchain_suite = choose_toolchain_suite({s: archives[s] for s in SUITES}, needs)
+        with editing(lock_path, lock) as pins:
+            section = pins.lane(lane_name(spec))
+            if section.pins.get("release") == release:
+                section.pins["toolchain-suite"] = toolchain_suite
 
     tc = ensure_suite_toolchain(toolchain_suite, needs.packages)
     check_toolchain(tc, needs)
-    source = fetch_source(archive, source_pkg, series)
-    image = _extract_deb(apt_tc, archive.download(binary_pkg), home / "image")
+    image = _extract_deb(apt_tc, archive.download(pinned.binary), home / "image")
     vmlinuz = _find_vmlinuz(image, release)
-    build = _prepare_metadata(tc, source, release, needs, header_tree, vmlinuz,
-                              cache_key(needs.rustc, needs.cc, source_pkg, headers_pkg))
+    key = cache_key(needs.rustc, needs.cc, pinned.source, pinned.headers)
+    build = _prepare_metadata(tc, lambda: fetch_source(archive, pinned.source, pinned.series),
+                              release, needs, header_tree, vmlinuz, key)
     return tc, build
 
 
-def _source_version(archive: DebianArchive, series: str, upstream: str, suite: str,
-                    release: str) -> str:
-    versions = [v for v, _ in archive.versions(f"linux-source-{series}")
-                if upstream_version(v) == upstream]
-    if not versions:
-        raise RustkmError(f"Debian {suite} has no linux-source-{series} {upstream} for kernel "
-                          f"{release}", hint="image, headers and source must be one version")
-    return versions[0]
+def _source_version(archive: DebianArchive, series: str, version: str,
+                    choice: StockChoice) -> str:
+    """linux-source-SERIES of the headers' own Debian version (one source package builds
+    both), else of the same upstream version."""
+    versions = [v for v, _ in archive.versions(f"linux-source-{series}")]
+    if version in versions:
+        return version
+    same = [v for v in versions if upstream_version(v) == upstream_version(version)]
+    if not same:
+        raise RustkmError(f"Debian {choice.suite} has no linux-source-{series} {version} for "
+                          f"kernel {choice.release}",
+                          hint="image, headers and source must be one version")
+    return max(same, key=version_key)
 
 
 def _find_vmlinuz(image: Path, release: str) -> Path:
@@ -222,18 +360,20 @@ def _find_vmlinuz(image: Path, release: str) -> Path:
                       hint=f"look under {image}")
 
 
-def _prepare_metadata(tc: Toolchain, source, release: str,  # type: ignore[no-untyped-def]
+def _prepare_metadata(tc: Toolchain, get_source: Callable[[], KernelSource], release: str,
                       needs: StockToolchainNeeds, header_tree: Path, vmlinuz: Path,
                       key: str) -> KernelBuild:
+    """The finished Rust metadata (KERNELRELEASE, the kernel's own compiler), made once; the
+    source is fetched only when it is made."""
     build_dir = store_dir() / "stock" / release / f"build-{key}"
+    if KernelBuild.finished(build_dir):
+        return KernelBuild.load(build_dir)
+    source = get_source()
     make_vars = (f"CC={needs.compiler}", f"HOSTCC={needs.compiler}",
                  f"KERNELRELEASE={release}")
     build = KernelBuild(key=f"stock-{key}", build_dir=build_dir, source=source,
                         toolchain=tc.name, release=release, fragments=(), make_vars=make_vars,
                         image_path=str(vmlinuz), memory_mb=STOCK_MEMORY_MB)
-
-    if KernelBuild.finished(build_dir):
-        return KernelBuild.load(build_dir)
     # Built in place, under its lock: kbuild writes the O= folder's own path into the
     # Makefile it generates there, so a folder built elsewhere and renamed is not usable.
     # The stamp, written last (atomically), is what publishes it; a folder without one is

@@ -134,11 +134,16 @@ class DebianArchive:
         show = parse_apt_show(self.apt_cache("show", f"{package}={version}"))
         return LockedPackage(package=package, version=version, sha256=show["SHA256"], suite=suite)
 
+    @staticmethod
+    def cached(pkg: LockedPackage) -> Path:
+        """Where the .deb of `pkg` is kept in the cache (whether it is there or not)."""
+        name = f"{pkg.package}_{pkg.version.replace(':', '%3a')}_{pkg.sha256[:12]}.deb"
+        return store_dir() / "debs" / name
+
     def download(self, pkg: LockedPackage) -> Path:
         """The .deb in the cache, downloaded and checked against the locked SHA256."""
-        debs = store_dir() / "debs"
-        debs.mkdir(exist_ok=True)
-        target = debs / f"{pkg.package}_{pkg.version.replace(':', '%3a')}_{pkg.sha256[:12]}.deb"
+        target = self.cached(pkg)
+        target.parent.mkdir(exist_ok=True)
 
         def intact(deb: Path) -> bool:
             return deb.exists() and sha256_file(deb) == pkg.sha256
