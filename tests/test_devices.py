@@ -194,6 +194,9 @@ def test_rustkm_shell_adds_devices(kernel):
     os.close(side)
     try:
         assert b"leaves" in _read_until(main, b"leaves", 300)
+        # Typed before the guest shell starts, a line can be lost (ash's start-up asks the
+        # terminal for its cursor position): wait for the prompt first.
+        assert b"# " in _read_until(main, b"# ", 60)
         os.write(main, b"cat /sys/class/misc/edu0/device/vendor; echo marker-$((6*7))\r")
         out = _read_until(main, b"marker-42", 60)
         assert b"0x1234" in out
