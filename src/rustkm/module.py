@@ -10,6 +10,7 @@ from rustkm.cache import cache_key, locked
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild, ccache_env
 from rustkm.kernel.gated import configured_out, explain_gates
+from rustkm.kernel.rustcfg import krustflags
 from rustkm.log import step
 from rustkm.toolchain import Toolchain, store_dir
 
@@ -57,8 +58,10 @@ def build_module(tc: Toolchain, kernel: KernelBuild, folder: Path,
     flavour = "-clippy" if clippy else ""
     output = store_dir() / "modules" / kernel.key / f"{folder.name}-{cache_key(str(folder))}{flavour}"
     output.mkdir(parents=True, exist_ok=True)
+    # The target kernel's version as rustc cfgs: one source builds on 7.2 and 7.3.
     argv = ["make", "-C", str(kernel.build_dir), f"M={folder}", f"MO={output}",
-            *kernel.module_make_args(), *(["CLIPPY=1"] if clippy else [])]
+            *kernel.module_make_args(), f"KRUSTFLAGS={krustflags(kernel.source.version)}",
+            *(["CLIPPY=1"] if clippy else [])]
     if clippy:
         # Recompile so that clippy sees every file, not only the ones that changed.
         for obj in output.glob("*.o"):

@@ -25,6 +25,8 @@ use kernel::{
     time::{delay::udelay, Delta},
 };
 
+#[path = "../../lib/compat.rs"]
+mod compat;
 #[path = "../../lib/gpio.rs"]
 mod gpio;
 
@@ -140,15 +142,20 @@ fn request(offset: u32, what: &str, output: bool, consumer: &'static CStr) -> Re
 impl kernel::Module for BhThreaded {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         pr_info!("bh_threaded_init\n");
-        let led = request(*module_parameters::led.value(), "LEDs", true, c"LED 1")?;
+        let led = request(
+            compat::param(&module_parameters::led),
+            "LEDs",
+            true,
+            c"LED 1",
+        )?;
         let on = request(
-            *module_parameters::button1.value(),
+            compat::param(&module_parameters::button1),
             "BUTTONs",
             false,
             c"LED 1 ON BUTTON",
         )?;
         let off = request(
-            *module_parameters::button2.value(),
+            compat::param(&module_parameters::button2),
             "BUTTONs",
             false,
             c"LED 1 OFF BUTTON",

@@ -19,6 +19,8 @@ use kernel::{
     sync::aref::ARef,
 };
 
+#[path = "../../lib/compat.rs"]
+mod compat;
 #[path = "../../lib/platform_device.rs"]
 mod platform_device;
 
@@ -72,8 +74,8 @@ impl DmaDemo {
         unsafe { pdev.dma_set_mask_and_coherent(mask) }
             .inspect_err(|_| dev_err!(dev, "failed to set DMA mask\n"))?;
 
-        let coherent_len = size(*module_parameters::coherent_size.value())?;
-        let streaming_len = size(*module_parameters::streaming_size.value())?;
+        let coherent_len = size(compat::param(&module_parameters::coherent_size))?;
+        let streaming_len = size(compat::param(&module_parameters::streaming_size))?;
         let coherent = Coherent::<u8>::zeroed_slice(dev, coherent_len, GFP_KERNEL)
             .inspect_err(|_| dev_err!(dev, "failed to allocate coherent buffer\n"))?;
 
@@ -85,11 +87,16 @@ impl DmaDemo {
         )
         .inspect_err(|_| dev_err!(dev, "failed to map streaming buffer\n"))?;
         let streaming_handle = streaming.iter().next().map_or(0, |e| e.dma_address());
+        // 7.3 renamed `Coherent::dma_handle()` to `dma_address()`.
+        #[cfg(rustkm_kernel_ge_7_3)]
+        let coherent_handle = coherent.dma_address();
+        #[cfg(not(rustkm_kernel_ge_7_3))]
+        let coherent_handle = coherent.dma_handle();
 
         dev_info!(
             dev,
             "coherent={:#x}/{} streaming={:#x}/{} DMA mask={:#x}\n",
-            coherent.dma_handle(),
+            coherent_handle,
             coherent_len,
             streaming_handle,
             streaming_len,
@@ -130,8 +137,8 @@ struct DmaModule {
 impl kernel::InPlaceModule for DmaModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pin_init::pin_init_scope(move || {
-            size(*module_parameters::coherent_size.value())?;
-            size(*module_parameters::streaming_size.value())?;
+            size(compat::param(&module_parameters::coherent_size))?;
+            size(compat::param(&module_parameters::streaming_size))?;
             let device = DeviceRegistration::register_bare(NAME)?;
             Ok(try_pin_init!(Self {
                 _device: device,

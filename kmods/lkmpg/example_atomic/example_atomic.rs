@@ -7,6 +7,8 @@
 use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering::Relaxed};
 use kernel::prelude::*;
 
+#[path = "../../lib/compat.rs"]
+mod compat;
 #[path = "../../lib/race.rs"]
 mod race;
 #[path = "../../lib/sysctl.rs"]
@@ -41,7 +43,7 @@ impl Increment for AtomicAdd {
     }
 
     fn protect(&self) -> bool {
-        *module_parameters::use_atomic.value() != 0
+        compat::param(&module_parameters::use_atomic) != 0
     }
 }
 

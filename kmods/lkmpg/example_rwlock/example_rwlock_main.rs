@@ -17,6 +17,8 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{prelude::*, static_lock_class};
 
+#[path = "../../lib/compat.rs"]
+mod compat;
 // Only its parser and printer are used here, not its `Hammer`.
 #[allow(dead_code)]
 #[path = "../../lib/race.rs"]
@@ -48,7 +50,7 @@ module! {
 static MYRWLOCK: RwLock<()> = unsafe { RwLock::new_static(()) };
 
 fn use_lock() -> bool {
-    *module_parameters::use_lock.value() != 0
+    compat::param(&module_parameters::use_lock) != 0
 }
 
 /// A pause inside a critical section, wide enough for another CPU to interleave.

@@ -9,6 +9,8 @@
 
 use kernel::{global_lock, new_spinlock, prelude::*};
 
+#[path = "../../lib/compat.rs"]
+mod compat;
 #[path = "../../lib/race.rs"]
 mod race;
 #[path = "../../lib/sysctl.rs"]
@@ -49,7 +51,7 @@ impl Increment for UnderSpinlock {
     }
 
     fn protect(&self) -> bool {
-        *module_parameters::use_lock.value() != 0
+        compat::param(&module_parameters::use_lock) != 0
     }
 }
 

@@ -24,6 +24,8 @@ use kernel::{
     sync::Arc,
 };
 
+#[path = "../../lib/compat.rs"]
+mod compat;
 #[path = "../../lib/gpio.rs"]
 mod gpio;
 
@@ -139,15 +141,20 @@ fn request(offset: u32, what: &str, output: bool, consumer: &'static CStr) -> Re
 impl kernel::Module for Intrpt {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         pr_info!("intrpt_init\n");
-        let led = request(*module_parameters::led.value(), "LEDs", true, c"LED 1")?;
+        let led = request(
+            compat::param(&module_parameters::led),
+            "LEDs",
+            true,
+            c"LED 1",
+        )?;
         let on = request(
-            *module_parameters::button1.value(),
+            compat::param(&module_parameters::button1),
             "BUTTONs",
             false,
             c"LED 1 ON BUTTON",
         )?;
         let off = request(
-            *module_parameters::button2.value(),
+            compat::param(&module_parameters::button2),
             "BUTTONs",
             false,
             c"LED 1 OFF BUTTON",

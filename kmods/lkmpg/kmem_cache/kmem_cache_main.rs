@@ -13,6 +13,8 @@
 
 use kernel::prelude::*;
 
+#[path = "../../lib/compat.rs"]
+mod compat;
 #[path = "../../lib/kmem_cache.rs"]
 mod kmem_cache;
 
@@ -48,7 +50,7 @@ struct KmemCacheExample {
 impl kernel::Module for KmemCacheExample {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         pr_info!("kmem_cache_example: Initializing module\n");
-        let wanted = usize::try_from(*module_parameters::objects.value())
+        let wanted = usize::try_from(compat::param(&module_parameters::objects))
             .ok()
             .filter(|n| (1..=MAX_OBJECTS).contains(n))
             .ok_or(EINVAL)?;

@@ -23,6 +23,8 @@ use kernel::{
     str::CStr,
 };
 
+#[path = "../../lib/compat.rs"]
+mod compat;
 #[path = "../../lib/gpio.rs"]
 mod gpio;
 #[path = "../../lib/miscdev.rs"]
@@ -62,7 +64,7 @@ struct LedModule {
 
 impl kernel::InPlaceModule for LedModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        let offset = *module_parameters::led.value();
+        let offset = compat::param(&module_parameters::led);
         // SAFETY: called once, before anything locks the mutex.
         unsafe { LED.init() };
         let line = Line::output(CHIP, offset, c"LED 1", false).inspect_err(|e| {
