@@ -158,6 +158,8 @@ def _parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("lock", help="resolve the Debian package versions in rustkm.lock")
     p.add_argument("--update", action="store_true", help="move to the newest versions")
     p.add_argument("--source", help="debian:SERIES")
+    p.add_argument("--kernel", dest="stock", metavar="LANE",
+                   help="pin a stock lane instead: debian:latest, debian:next, debian:RELEASE")
     p.set_defaults(func=cmd_lock)
 
     p = verbs.add_parser("matrix", help="every module on every lane: built, tested, one table")
@@ -266,6 +268,14 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
     project, request = _request(args)
     request.check()
+    if request.stock:
+        from rustkm.session import stock_release
+        from rustkm.stock import lock_stock_lane
+
+        pinned = lock_stock_lane(stock_release(request.stock), project.lock_path, args.update)
+        say(f"{project.lock_path}: {request.stock} is Debian's {pinned.release} "
+            f"{pinned.headers.version} ({pinned.suite})")
+        return 0
     source = resolve_source(ensure_toolchain(), request, project, update_lock=args.update)
     say(f"{project.lock_path}: {source.origin}")
     return 0

@@ -303,6 +303,14 @@ def _resolve(spec: str, section: LanePins, archives: dict[str, DebianArchive],
     return StockPins(choice.release, choice.suite, headers, binary, source, None)
 
 
+def lock_stock_lane(spec: str, lock_path: Path, update: bool = False) -> StockPins:
+    """`rustkm lock [--update] --kernel debian:SPEC`: the lane's pins, resolved again with
+    `update` (a moving lane to the newest kernel, a release to its newest upload)."""
+    apt_tc = ensure_toolchain()
+    archives = {suite: DebianArchive.for_suite(apt_tc, suite) for suite in NEXT_SUITES}
+    return pin_stock_lane(spec, Lock.read(lock_path), lock_path, archives, update)
+
+
 def prepare_stock_kernel(spec: str, lock: Lock, lock_path: Path | None,
                          update: bool = False) -> tuple[Toolchain, KernelBuild]:
     """`spec`: 'latest' (sid's newest stock kernel), 'next' (the newest one, experimental
