@@ -15,6 +15,7 @@ use kernel::module_param::ModuleParamAccess;
 /// 7.2's `ModuleParamAccess::value()` returns `&T`; 7.3's returns a copy of `T` (the
 /// reference became `value_ref()`).
 #[inline]
+#[allow(dead_code)]
 pub(crate) fn param<T: Copy>(param: &ModuleParamAccess<T>) -> T {
     #[cfg(rustkm_kernel_ge_7_3)]
     {
@@ -25,3 +26,20 @@ pub(crate) fn param<T: Copy>(param: &ModuleParamAccess<T>) -> T {
         *param.value()
     }
 }
+
+/// A device ID table on every kernel: `compat::device_table!(pci_device_table, TABLE,
+/// MODULE_TABLE, IdInfo, [...])` (also `auxiliary_device_table`, `i2c_device_table`, ...).
+///
+/// 7.2's `kernel::*_device_table!` take the name of the modpost alias as their second
+/// argument; 7.3's make the table itself the alias and take no such name.
+#[allow(unused_macros)]
+macro_rules! device_table {
+    ($kind:ident, $table:ident, $alias:ident, $($rest:tt)*) => {
+        #[cfg(rustkm_kernel_ge_7_3)]
+        kernel::$kind!($table, $($rest)*);
+        #[cfg(not(rustkm_kernel_ge_7_3))]
+        kernel::$kind!($table, $alias, $($rest)*);
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use device_table;
