@@ -185,7 +185,7 @@ def test_rustkm_run_refuses_an_unknown_device_with_qemus_names(rustkm_kernel):
 
 
 def test_rustkm_shell_adds_devices(kernel):
-    from test_shell import _read_until  # the terminal reader of rustkm shell's own test
+    from test_shell import _read_until, wait_for_prompt  # the terminal reader of rustkm shell's own test
 
     main, side = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "rustkm.cli", "shell", "--device", "edu",
@@ -193,10 +193,7 @@ def test_rustkm_shell_adds_devices(kernel):
                             stdin=side, stdout=side, stderr=side, cwd=ROOT, close_fds=True)
     os.close(side)
     try:
-        assert b"leaves" in _read_until(main, b"leaves", 300)
-        # Typed before the guest shell starts, a line can be lost (ash's start-up asks the
-        # terminal for its cursor position): wait for the prompt first.
-        assert b"# " in _read_until(main, b"# ", 60)
+        wait_for_prompt(main)
         os.write(main, b"cat /sys/class/misc/edu0/device/vendor; echo marker-$((6*7))\r")
         out = _read_until(main, b"marker-42", 60)
         assert b"0x1234" in out

@@ -28,7 +28,7 @@ def test_built_in_lanes(tmp_path):
     assert resolve_lane("debug", project).debug
     for stock in ("debian:latest", "debian:next", "debian:7.2.13+deb14-amd64", "debian:7.3-amd64"):
         assert resolve_lane(stock, project).stock == stock
-    with pytest.raises(RustkmError, match="unknown kernel lane 'debian:lates'") as caught:
+    with pytest.raises(RustkmError, match="unknown kernel 'debian:lates'") as caught:
         resolve_lane("debian:lates", project, "--kernel")
     assert caught.value.hint is not None and "debian:next" in caught.value.hint
 
@@ -105,4 +105,4 @@ def test_the_cli_and_pytest_refuse_an_unknown_lane():
         done = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True,
                               text=True, timeout=120, check=False)
         assert done.returncode != 0
-        assert "unknown kernel lane 'nope'" in done.stdout + done.stderr, argv
+        assert "unknown kernel 'nope'" in done.stdout + done.stderr, argv

@@ -76,7 +76,7 @@ def resolve_lane(name: str, project: Project, origin: str = "") -> Lane:
                               hint="a lane, or a folder that `rustkm kernel build` made")
         return Lane(str(path.resolve()), build_dir=path.resolve())
     where = f" (from {origin})" if origin else ""
-    raise RustkmError(f"unknown kernel lane {name!r}{where}",
+    raise RustkmError(f"unknown kernel {name!r}{where}",
                       hint=f"lanes: {', '.join(lane_names(project))}, or a kernel build folder")
 
 

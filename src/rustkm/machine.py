@@ -127,6 +127,7 @@ class Machine:
         if snapshot is None:
             self._boot(initramfs, f"cold boot: no snapshot yet for this kernel and VM options "
                                   f"(saving {key})")
+            self._settle_clock()
             assert self._qmp is not None
             with self._step("saving the booted guest as a snapshot"):
                 try:
@@ -140,6 +141,16 @@ class Machine:
                 say(f"snapshot {key}: {saved.size >> 20} MiB")
         if push:
             self._push_payload()
+
+    def _settle_clock(self) -> None:
+        """Wait (at most 3 s) until the guest has left its early TSC clocksource. The kernel
+        moves to its final one by a work item about a second after boot; a guest saved before
+        that ran it after every restore, against a clock that jumped, and some of them lost
+        their timer ticks (a `sleep 2` that never ended)."""
+        with self._step("waiting for the guest's final clocksource"):
+            self.run("i=0; while grep -qw tsc-early "
+                     "/sys/devices/system/clocksource/clocksource0/available_clocksource "
+                     "&& [ $i -lt 300 ]; do sleep 0.01; i=$((i+1)); done", timeout=10)
 
     def _snapshot_key(self, initramfs: Path) -> str:
         """Everything that shapes the booted guest: QEMU's whole command line (the kernel's

@@ -59,8 +59,13 @@ def snapshots_enabled() -> bool:
     return value == "1"
 
 
+# How a snapshot is made, as part of its key: v2 saves the guest only once its clock has
+# settled on its final clocksource (Machine._settle_clock).
+RECIPE = "snapshot-v2"
+
+
 def snapshot_key(**parts: object) -> str:
-    return cache_key("snapshot-v1", parts)
+    return cache_key(RECIPE, parts)
 
 
 def _root() -> Path:
