@@ -185,7 +185,8 @@ def test_rustkm_run_refuses_an_unknown_device_with_qemus_names(rustkm_kernel):
 
 
 def test_rustkm_shell_adds_devices(kernel):
-    from test_shell import _read_until, wait_for_prompt  # the terminal reader of rustkm shell's own test
+    # The terminal reader of rustkm shell's own test.
+    from test_shell import _read_until, wait_for_prompt
 
     main, side = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "rustkm.cli", "shell", "--device", "edu",
