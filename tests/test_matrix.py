@@ -14,6 +14,8 @@ import pytest
 from rustkm.errors import RustkmError
 from rustkm.matrix import (
     BUILD_ERROR,
+    BUILT,
+    NOT_APPLICABLE,
     PASSED,
     Cell,
     first_build_error,
@@ -71,16 +73,41 @@ def test_shards_merge_into_one_table(tmp_path):
         merge([tmp_path / "bad.json"])
 
 
-def test_a_build_error_and_a_passing_module_on_one_lane(tmp_path):
-    broken = tmp_path / "kmods" / "broken"
-    shutil.copytree(ROOT / "kmods" / "printerfact", broken,
-                    ignore=shutil.ignore_patterns("test_*.py", "__pycache__"))
+def _project_with(tmp_path: Path, *modules: str) -> None:
+    """A project in tmp_path: rustkm's own settings and lock, kmods/lib and copies of
+    `modules` (kmods/NAME folders) without their tests."""
+    for module in modules:
+        shutil.copytree(ROOT / "kmods" / module, tmp_path / "kmods" / module,
+                        ignore=shutil.ignore_patterns("test_*.py", "__pycache__"))
     shutil.copytree(ROOT / "kmods" / "lib", tmp_path / "kmods" / "lib")
     (tmp_path / "rustkm.toml").write_text((ROOT / "rustkm.toml").read_text().replace(
         '"kmods/lkmpg/kernel.config"', f'"{ROOT}/kmods/lkmpg/kernel.config"'))
+    shutil.copy(ROOT / "rustkm.lock", tmp_path / "rustkm.lock")
+
+
+def test_build_only_over_a_tree_of_modules(tmp_path):
+    _project_with(tmp_path, "printerfact", "sysctl")
+    (tmp_path / "kmods" / "sysctl" / "rustkm-module.toml").write_text(
+        '[lanes]\nskip = { "def*" = "not for this kernel" }\n')
+    out = tmp_path / "matrix.json"
+    done = subprocess.run([sys.executable, "-m", "rustkm.cli", "matrix", "kmods", "--lanes",
+                           "default", "--build-only", "--json", str(out)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    cells = {c["module"]: Cell(**c) for c in json.loads(out.read_text())["cells"]}
+    assert sorted(cells) == ["kmods/printerfact", "kmods/sysctl"]  # kmods/lib has no Kbuild
+    assert cells["kmods/printerfact"].status == BUILT
+    assert cells["kmods/sysctl"].status == NOT_APPLICABLE
+    assert cells["kmods/sysctl"].detail == "not for this kernel"
+    assert "1 built only" in done.stdout and "1 not applicable" in done.stdout
+
+
+def test_a_build_error_and_a_passing_module_on_one_lane(tmp_path):
+    _project_with(tmp_path, "printerfact")
+    broken = tmp_path / "kmods" / "broken"
+    (tmp_path / "kmods" / "printerfact").rename(broken)
     source = broken / "printerfact.rs"
     source.write_text(source.read_text().replace("fn init(", "fn init(undeclared: Nope, ", 1))
-    shutil.copy(ROOT / "rustkm.lock", tmp_path / "rustkm.lock")
     out = tmp_path / "matrix.json"
     done = subprocess.run([sys.executable, "-m", "rustkm.cli", "matrix", "kmods/broken",
                            str(ROOT / "kmods" / "sysctl"), "--lanes", "default",

@@ -173,6 +173,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="keep each cell's JUnit XML there")
     p.add_argument("--merge", nargs="+", type=Path, metavar="FILE",
                    help="print the table of shards' JSON files instead of running anything")
+    p.add_argument("--build-only", action="store_true",
+                   help="build every module on every lane; run no tests")
     p.set_defaults(func=cmd_matrix)
 
     p = verbs.add_parser("build", help="build out-of-tree Rust modules")
@@ -323,7 +325,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     project = find_project()
     lanes = {lane.name: lane for lane in resolve_lanes(args.lanes, project, "--lanes")}
     shard = matrix.parse_shard(args.shard)
-    folders = {_relative(d, project.root): d.resolve() for d in _module_dirs(args.dirs)}
+    folders = {_relative(d, project.root): d.resolve()
+               for d in _module_dirs(_module_trees(args.dirs))}
     cells = matrix.plan(sorted(folders), list(lanes), shard)
     junit_dir = args.junit_dir or Path(tempfile.mkdtemp(prefix="rustkm-matrix-"))
     kernels: dict[str, object] = {}
@@ -343,7 +346,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
             else:
                 matrix.run_cell(cell, folders[cell.module], lane,
                                 functools.partial(build_module, *prepared),  # type: ignore[misc]
-                                junit_dir / matrix.junit_name(cell))
+                                junit_dir / matrix.junit_name(cell), test=not args.build_only)
             done.append(cell)
             say(f"matrix [{number}/{len(cells)}] {cell.module} on {cell.lane}: {cell.text()} "
                 f"({cell.seconds} s)")
@@ -354,6 +357,18 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(matrix.to_json(done, list(lanes), shard))
     return print_table(done, list(lanes))
+
+
+def _module_trees(dirs: list[Path]) -> list[Path]:
+    """Each folder given, or, for one without a Kbuild, the module folders below it (so that
+    `rustkm matrix kmods` takes every module)."""
+    found: list[Path] = []
+    for folder in dirs:
+        below = [] if (folder / "Kbuild").exists() or not folder.is_dir() else sorted(
+            {p.parent for p in folder.glob("**/Kbuild")
+             if not any(part.startswith(".") for part in p.relative_to(folder).parts)})
+        found += below or [folder]
+    return found
 
 
 def _relative(folder: Path, root: Path) -> str:

@@ -23,8 +23,8 @@ from pathlib import Path
 from rustkm.errors import RustkmError
 from rustkm.lanes import Lane, module_lane_skip
 
-PASSED, FAILED, BUILD_ERROR, NOT_APPLICABLE, ERROR = (
-    "passed", "failed", "build error", "not applicable", "error")
+PASSED, BUILT, FAILED, BUILD_ERROR, NOT_APPLICABLE, ERROR = (
+    "passed", "built", "failed", "build error", "not applicable", "error")
 BAD = (FAILED, BUILD_ERROR, ERROR)
 _RUSTC_ERROR = re.compile(r"^(error(\[E\d+\])?: .*)$", re.MULTILINE)
 _LOCATION = re.compile(r"^\s*--> (\S+:\d+:\d+)", re.MULTILINE)
@@ -42,6 +42,8 @@ class Cell:
     seconds: float = 0.0
 
     def text(self) -> str:
+        if self.status == BUILT:
+            return "built (tests not run)"
         if self.status == PASSED:
             extra = f", {self.skipped} skipped" if self.skipped else ""
             return f"passed ({self.passed}{extra})" if self.passed else "built (no tests)"
@@ -99,8 +101,9 @@ def read_junit(path: Path) -> tuple[int, int, int, str]:
 
 
 def run_cell(cell: Cell, folder: Path, lane: Lane, build: Callable[[Path], object],
-             junit: Path) -> Cell:
-    """Build and test one module on one lane; every outcome is a status, never a raise."""
+             junit: Path, test: bool = True) -> Cell:
+    """Build and (unless `test` is false) test one module on one lane; every outcome is a
+    status, never a raise."""
     start = time.monotonic()
     try:
         if reason := module_lane_skip(folder, lane.name):
@@ -110,6 +113,9 @@ def run_cell(cell: Cell, folder: Path, lane: Lane, build: Callable[[Path], objec
             build(folder)
         except RustkmError as e:
             cell.status, cell.detail = BUILD_ERROR, first_build_error(e.details or e.message)
+            return cell
+        if not test:
+            cell.status = BUILT
             return cell
         if not any(folder.glob("test_*.py")):
             cell.status = PASSED

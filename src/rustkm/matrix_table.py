@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from rustkm.matrix import BAD, FAILED, NOT_APPLICABLE, PASSED, Cell
+from rustkm.matrix import BAD, BUILT, FAILED, NOT_APPLICABLE, PASSED, Cell
 
-_STYLE = {PASSED: "green", NOT_APPLICABLE: "dim", FAILED: "red"}
+_STYLE = {PASSED: "green", BUILT: "green", NOT_APPLICABLE: "dim", FAILED: "red"}
 
 
 def print_table(cells: list[Cell], lanes: list[str]) -> int:
@@ -32,6 +32,7 @@ def print_table(cells: list[Cell], lanes: list[str]) -> int:
     console.print(table)
     bad = [c for c in cells if c.status in BAD]
     console.print(f"{len(cells)} cell(s): {sum(c.status == PASSED for c in cells)} passed, "
+                  f"{sum(c.status == BUILT for c in cells)} built only, "
                   f"{len(bad)} failed, {sum(c.status == NOT_APPLICABLE for c in cells)} "
                   "not applicable", highlight=False)
     return 1 if bad else 0

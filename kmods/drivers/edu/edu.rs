@@ -54,6 +54,8 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
+#[path = "../../lib/compat.rs"]
+mod compat;
 #[path = "../../lib/devmisc.rs"]
 mod devmisc;
 
@@ -382,7 +384,8 @@ const EDU_ID: pci::DeviceId = {
     unsafe { core::mem::transmute::<bindings::pci_device_id, pci::DeviceId>(raw) }
 };
 
-kernel::pci_device_table!(
+compat::device_table!(
+    pci_device_table,
     PCI_TABLE,
     MODULE_PCI_TABLE,
     <EduDriver as pci::Driver>::IdInfo,
@@ -570,7 +573,8 @@ const SELFTEST: &CStr = c"selftest";
 /// The driver of `edu.selftest.N`: binds if the parent device behaves as edu.rst says.
 struct SelfTestDriver;
 
-kernel::auxiliary_device_table!(
+compat::device_table!(
+    auxiliary_device_table,
     AUX_TABLE,
     MODULE_AUX_TABLE,
     <SelfTestDriver as auxiliary::Driver>::IdInfo,

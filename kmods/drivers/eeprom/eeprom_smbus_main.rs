@@ -26,6 +26,8 @@ use kernel::{
 
 #[path = "../../lib/bin_attr.rs"]
 mod bin_attr;
+#[path = "../../lib/compat.rs"]
+mod compat;
 
 use bin_attr::{BinaryFile, DeviceBinFile};
 
@@ -121,12 +123,13 @@ struct EepromData {
 
 struct EepromDriver;
 
-kernel::i2c_device_table! {
+compat::device_table!(
+    i2c_device_table,
     I2C_TABLE,
     MODULE_I2C_TABLE,
     <EepromDriver as i2c::Driver>::IdInfo,
     [(i2c::DeviceId::new(c"eeprom_smbus"), ())]
-}
+);
 
 impl i2c::Driver for EepromDriver {
     type IdInfo = ();
