@@ -197,6 +197,9 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_shell)
 
     p = verbs.add_parser("demo", help="everything from scratch, then a fact from /dev/printerfact")
+    p.add_argument("--kernel", dest="lane", metavar="LANE",
+                   help="the lane (default: Debian's stock kernel, the fastest from nothing; "
+                        "the self-built kernel if that cannot be prepared)")
     p.set_defaults(func=cmd_demo)
 
     p = verbs.add_parser("test", help="run the project's pytest tests (VM tests included); "
@@ -444,7 +447,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from rustkm.demo import run_demo
 
-    return run_demo()
+    return run_demo(args.lane)
 
 
 def cmd_test(args: argparse.Namespace) -> int:

@@ -10,7 +10,14 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from rustkm.cache import cache_key, locked, write_atomic
 from rustkm.errors import RustkmError
@@ -217,7 +224,7 @@ def _build_failure(output: str, what: str, causes: list[str] | None = None) -> R
 def _compile(tc: Toolchain, source: KernelSource, build_dir: Path, key: str,
              jobs: int | None) -> None:
     counts_file = store_dir() / "kernels" / "object-counts.json"
-    expected = _object_counts(counts_file).get(key)
+    expected = expected_steps(_object_counts(counts_file), key)
     argv = tc.wrap(out_of_tree_make(source.tree, build_dir, *make_args(jobs)),
                    cwd=build_dir, env=ccache_env(), binds=[source.tree])
     tail: list[str] = []
@@ -230,6 +237,7 @@ def _compile(tc: Toolchain, source: KernelSource, build_dir: Path, key: str,
         assert proc.stdout is not None
         progress = Progress(TextColumn("  kernel build"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[last]}"), TimeElapsedColumn(),
+                            TextColumn("left"), TimeRemainingColumn(),
                             console=console, transient=True, disable=not console.is_terminal)
         try:
             with progress:
@@ -245,8 +253,8 @@ def _compile(tc: Toolchain, source: KernelSource, build_dir: Path, key: str,
                     progress.update(task, completed=done, last=m.group(2)[-40:])
                     now = time.monotonic()
                     if not console.is_terminal and now - last_print > 30:
-                        total = f"/~{expected}" if expected else ""
-                        say(f"kernel build: {done}{total} steps, {now - start:.0f} s, {m.group(2)}")
+                        say(f"kernel build: {done}/~{expected} steps, {now - start:.0f} s, "
+                            f"{time_left(done, expected, now - start)}, {m.group(2)}")
                         last_print = now
             rc = proc.wait()
         except BaseException:
@@ -259,8 +267,27 @@ def _compile(tc: Toolchain, source: KernelSource, build_dir: Path, key: str,
     if done > 100:
         with locked(counts_file, "the kernel build step counts"):  # builds of other keys
             counts = _object_counts(counts_file)
-            counts[key] = done
+            counts[key] = max(done, counts.get(key, 0))  # a resumed build does fewer
             write_atomic(counts_file, json.dumps(counts))
+
+
+# Build steps of this project's default kernel (Linux 7.2, rustkm's fragments and LKMPG's),
+# measured; the first build on a machine has no count of its own to go by.
+TYPICAL_STEPS = 1700
+
+
+def expected_steps(counts: dict[str, int], key: str) -> int:
+    """The expected number of build steps: this kernel's last full build, else the largest
+    of the other kernels' (a config close to this one), else TYPICAL_STEPS."""
+    return counts.get(key) or max(counts.values(), default=0) or TYPICAL_STEPS
+
+
+def time_left(done: int, expected: int, elapsed: float) -> str:
+    """'about N min left' at the pace so far (steps are not equal: a rough figure)."""
+    if done < 50 or done >= expected:
+        return "time left unknown" if done < 50 else "nearly done"
+    left = elapsed / done * (expected - done)
+    return f"about {max(1, round(left / 60))} min left"
 
 
 def _object_counts(counts_file: Path) -> dict[str, int]:
