@@ -8,6 +8,12 @@
     python bench/run.py ccache    the kernel from scratch in a new folder, with a warm ccache
     python bench/run.py cold      from nothing (a fresh cache): toolchain, source, configure, build
     python bench/run.py stock     from nothing to a module for Debian's stock kernel, by stage
+    python bench/run.py matrix    rustkm matrix of printerfact, sysctl and procfile on three lanes
+                                  (wall time, per lane), and each lane's preparation from nothing
+                                  (--lanes to choose; --no-prepare skips the from-nothing part)
+    python bench/run.py kunit     `rustkm kunit --kernel-tests` and the kernel's kunit.py, side by
+                                  side on one copy of the pinned 7.2 tree with the same Rust test
+                                  options: from nothing (no ccache) and a rerun after touching a test
     python bench/run.py all       boot, module and kernel
 
 Results are printed and appended as JSON lines to bench/results/results.jsonl.
@@ -296,6 +302,101 @@ def bench_stock() -> None:
         report(row)
 
 
+MATRIX_MODULES = ("kmods/printerfact", "kmods/sysctl", "kmods/procfile")
+MATRIX_LANES = "default,debian:latest,debian:next"
+
+
+def bench_matrix(lanes: str, prepare: bool) -> None:
+    """The matrix's wall time on a warm cache (each lane prepared once first, not counted),
+    its time per lane from the cells, and each lane's preparation from nothing: a new cache
+    each (toolchain, source or packages, metadata or kernel build)."""
+    names = lanes.split(",")
+    if prepare:
+        for lane in names:
+            with tempfile.TemporaryDirectory(prefix="rustkm-lane-") as cache:
+                start = time.perf_counter()
+                proc = subprocess.run([sys.executable, "-m", "rustkm.cli", "kernel", "build",
+                                       "--kernel", lane], env={**os.environ,
+                                                               "RUSTKM_CACHE": cache},
+                                      cwd=ROOT, capture_output=True, text=True, check=False)
+                row: dict[str, object] = {"bench": f"matrix: lane {lane} from nothing",
+                                          "seconds": round(time.perf_counter() - start, 1),
+                                          "status": proc.returncode}
+                row.update(_stage_times(proc.stderr))
+                report(row)
+    for lane in names:  # warm: the matrix's own figure is modules, VMs and tests
+        subprocess.run([sys.executable, "-m", "rustkm.cli", "kernel", "build", "--kernel", lane],
+                       cwd=ROOT, capture_output=True, check=True)
+    with tempfile.TemporaryDirectory(prefix="rustkm-matrix-") as out:
+        table = Path(out) / "matrix.json"
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "rustkm.cli", "matrix", *MATRIX_MODULES,
+                               "--lanes", lanes, "--json", str(table)], cwd=ROOT,
+                              capture_output=True, text=True, check=False)
+        wall = round(time.perf_counter() - start, 1)
+        cells = json.loads(table.read_text())["cells"] if table.is_file() else []
+    per_lane = {lane: round(sum(c["seconds"] for c in cells if c["lane"] == lane), 1)
+                for lane in names}
+    report({"bench": f"matrix: {len(MATRIX_MODULES)} modules on {lanes}", "seconds": wall,
+            "status": proc.returncode, "cells": len(cells),
+            "passed": sum(c["status"] == "passed" for c in cells),
+            "tests": sum(c["passed"] for c in cells), "lane_seconds": per_lane})
+
+
+def bench_kunit() -> None:
+    """The kernel's own Rust KUnit suites and doctests, two ways, on one tree and machine.
+
+    The tree is a copy of the pinned 7.2 source (its tests are edited there). kunit.py runs in
+    rustkm's toolchain (its rustc, bindgen, clang, QEMU) with `--arch x86_64` and a kunitconfig
+    of the same options as the kernel-tests lane; rustkm builds with ccache off. Each side
+    builds from nothing, then runs again after `touch rust/kernel/str.rs` (a file with a suite).
+    """
+    import re
+    import shutil
+
+    from rustkm.session import KernelRequest, prepare_kernel
+    from rustkm.toolchain import store_dir
+
+    tc, pinned = prepare_kernel(KernelRequest())
+    fragment = (ROOT / "src/rustkm/configs/kernel-tests.config").read_text()
+    with tempfile.TemporaryDirectory(prefix="rustkm-kunit-bench-") as work:
+        tree, out = Path(work) / "linux", Path(work) / "kunit.py-build"
+        shutil.copytree(pinned.source.tree, tree, symlinks=True)
+        kunitconfig = Path(work) / "kunitconfig"
+        kunitconfig.write_text("CONFIG_KUNIT=y\nCONFIG_KUNIT_DEBUGFS=y\nCONFIG_RUST=y\n" + fragment)
+        rustkm_cmd = [sys.executable, "-m", "rustkm.cli", "kunit", "--kernel-tests",
+                      "--source", str(tree)]
+        kunit_cmd = tc.wrap(["python3", "tools/testing/kunit/kunit.py", "run", "--arch",
+                             "x86_64", "--make_options", "LLVM=1", "--jobs", str(os.cpu_count()),
+                             "--kunitconfig", str(kunitconfig), "--build_dir", str(out),
+                             "--timeout", "3600"], cwd=tree, binds=[tree])
+        env = {**os.environ, "RUSTKM_CCACHE": "0"}
+
+        def run(name: str, argv: list[str], cwd: Path) -> None:
+            start = time.perf_counter()
+            proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
+                                  check=False)
+            text = proc.stdout + proc.stderr
+            ran = re.findall(r"Ran (\d+) tests|(\d+) cases?\b", text)
+            report({"bench": f"kunit: {name}", "seconds": round(time.perf_counter() - start, 1),
+                    "status": proc.returncode,
+                    "summary": [line for line in text.splitlines()
+                                if re.search(r"Testing complete|passed|PASSED|FAILED|Totals",
+                                             line)][-3:], "counts": ran[-1:] if ran else []})
+            if proc.returncode != 0:
+                print(text[-4000:], file=sys.stderr)
+
+        run("rustkm kunit --kernel-tests, from nothing", rustkm_cmd, ROOT)
+        run("kunit.py run, from nothing", kunit_cmd, tree)
+        (tree / "rust/kernel/str.rs").touch()
+        run("rustkm kunit --kernel-tests, after touching rust/kernel/str.rs", rustkm_cmd, ROOT)
+        (tree / "rust/kernel/str.rs").touch()
+        run("kunit.py run, after touching rust/kernel/str.rs", kunit_cmd, tree)
+        for stamp in (store_dir() / "kernels").glob("*/rustkm-build.json"):
+            if str(tree) in stamp.read_text():  # the bench's own kernel build: gone with it
+                shutil.rmtree(stamp.parent, ignore_errors=True)
+
+
 def _stage_times(log: str) -> dict[str, float]:
     """The durations rustkm's own step log printed for each stage."""
     stages = {"apt-get update": "apt_update_s", "downloading": "download_s",
@@ -320,8 +421,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=("boot", "suite", "module", "kernel", "ccache", "cold",
-                                         "stock", "all"))
+                                         "stock", "matrix", "kunit", "all"))
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--lanes", default=MATRIX_LANES, help="matrix: the lanes")
+    parser.add_argument("--no-prepare", action="store_true",
+                        help="matrix: skip each lane's preparation from nothing")
     args = parser.parse_args()
     if args.what in ("boot", "all"):
         bench_boot(args.runs)
@@ -338,6 +442,10 @@ def main() -> None:
         bench_cold()
     if args.what == "stock":
         bench_stock()
+    if args.what == "kunit":
+        bench_kunit()
+    if args.what == "matrix":
+        bench_matrix(args.lanes, not args.no_prepare)
 
 
 if __name__ == "__main__":

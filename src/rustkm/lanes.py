@@ -3,6 +3,8 @@
 Built-in lanes:
     default            the project's self-built kernel (rustkm.toml [kernel])
     debug              the same with the debug fragment (KASAN, lockdep, kmemleak)
+    kernel-tests       the same with the kernel's own Rust KUnit suites and doctests built in
+                       (`rustkm kunit --kernel-tests`; built by hand, not in CI)
     debian:latest      Debian's newest stock kernel in sid (no build)
     debian:next        Debian's newest stock kernel, experimental included (no build)
     debian:RELEASE     one stock kernel release, e.g. debian:7.2.13+deb14-amd64
@@ -26,7 +28,9 @@ from pathlib import Path
 from rustkm.errors import RustkmError
 from rustkm.project import Project
 
-BUILT_IN = ("default", "debug", "debian:latest", "debian:next")
+BUILT_IN = ("default", "debug", "kernel-tests", "debian:latest", "debian:next")
+# The bundled fragment (src/rustkm/configs/kernel-tests.config) of the kernel-tests lane.
+KERNEL_TESTS_FRAGMENT = "kernel-tests"
 _RELEASE = re.compile(r"^debian:\d+\.\d+(\.\d+)?(~rc\d+)?(\+deb\d+)?-[a-z0-9-]+$")
 BUILD_STAMP = "rustkm-build.json"
 
@@ -62,6 +66,8 @@ def resolve_lane(name: str, project: Project, origin: str = "") -> Lane:
         return Lane("default")
     if name == "debug":
         return Lane("debug", debug=True)
+    if name == "kernel-tests":
+        return Lane("kernel-tests", fragments=(KERNEL_TESTS_FRAGMENT,))
     if name in ("debian:latest", "debian:next") or _RELEASE.match(name):
         return Lane(name, stock=name)
     if name in project.lanes:

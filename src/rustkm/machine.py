@@ -105,6 +105,9 @@ class Machine:
         if not snapshots_enabled():
             self._boot(write_initramfs(full), "cold boot: snapshots are off (RUSTKM_SNAPSHOTS=0)")
             return
+        if not self.options.snapshot:
+            self._boot(write_initramfs(full), "cold boot: this VM's boot is part of its test")
+            return
         if obstacle := snapshot_obstacle(self.options.devices):
             self._boot(write_initramfs(full), f"cold boot: {obstacle}")
             return

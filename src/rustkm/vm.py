@@ -34,6 +34,9 @@ class VmOptions:
     shell_port: bool = False  # a third serial port (ttyS2) for an interactive shell
     devices: tuple[str, ...] = ()  # QEMU -device strings (rustkm.devices checks them)
     qemu_args: tuple[str, ...] = field(default=())
+    # False: always a cold boot, never saved (the boot itself is what is measured or tested,
+    # as for the kernel's own KUnit suites, which run before init).
+    snapshot: bool = True
 
 
 # Under TCG the local APIC timer always fails the kernel's verification (which takes a quarter

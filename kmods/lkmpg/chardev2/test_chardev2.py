@@ -110,10 +110,13 @@ def test_many_openers_and_racing_ioctls(chardev2):
     out = chardev2.succeed("userspace_ioctl race 3000", timeout=300)
     racers = re.findall(r"racer \d: ok=(\d+) busy=(\d+) torn=(\d+) other=(\d+)", out)
     assert len(racers) == 2, out
-    for ok, _, torn, _ in racers:
-        assert int(torn) == 0 and int(ok) > 0, out
-    # How many met another one running depends on scheduling (0 to thousands in trials), so
-    # it is shown, not asserted.
+    for ok, busy, torn, _ in racers:
+        # Every round ends in a whole message or EBUSY (the program fails on any other error).
+        assert int(torn) == 0 and int(ok) + int(busy) >= 3000, out
+    assert sum(int(ok) for ok, *_ in racers) > 0, out
+    # How many met another one running depends on scheduling (0 to thousands in trials; on
+    # the debug kernel one racer's fast EBUSY rounds can all fall inside the other's slow
+    # ioctls), so it is shown, not asserted.
     print(out)
 
 

@@ -108,6 +108,8 @@ def make_args(jobs: int | None = None) -> list[str]:
 
 
 def ccache_env() -> dict[str, str]:
+    if os.environ.get("RUSTKM_CCACHE", "1") == "0":  # benchmarks of a build from nothing
+        return {"CCACHE_DISABLE": "1"}
     return {"CCACHE_DIR": str(store_dir() / "ccache"), "CCACHE_MAXSIZE": "2G",
             "CCACHE_COMPILERCHECK": "content"}
 

@@ -1,16 +1,22 @@
 """`rustkm kunit [DIR...] [--filter GLOB] [--json FILE] [--raw]`: build the modules, run their
-KUnit suites in a guest each, print a summary like kunit.py's; exit 1 when a case failed."""
+KUnit suites in a guest each, print a summary like kunit.py's; exit 1 when a case failed.
+`rustkm kunit --kernel-tests` runs the kernel's own Rust suites and doctests instead."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
 from rustkm.errors import RustkmError
 from rustkm.log import console, say
+
+if TYPE_CHECKING:
+    from rustkm.kernel.build import KernelBuild
+    from rustkm.kunit.run import ModuleRun
 
 
 def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -24,6 +30,9 @@ def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--json", type=Path, metavar="FILE",
                    help="write the results in kunit.py's JSON format")
     p.add_argument("--raw", action="store_true", help="print the KTAP the kernel printed")
+    p.add_argument("--kernel-tests", action="store_true",
+                   help="run the kernel's own Rust KUnit suites and doctests instead (the "
+                        "kernel-tests lane, built on first use; or --kernel LANE)")
     _kernel_options(p)
     p.set_defaults(func=_cmd)
 
@@ -43,12 +52,56 @@ def _folders(dirs: list[Path]) -> list[Path]:
     return found
 
 
+def _kernel_tests(args: argparse.Namespace) -> tuple[KernelBuild, list[ModuleRun], list[str]]:
+    from rustkm.cli import _request
+    from rustkm.kunit.kernel_tests import run_kernel_tests
+    from rustkm.kunit.run import kernel_has_kunit
+    from rustkm.session import prepare_kernel
+
+    if args.dirs:
+        raise RustkmError("--kernel-tests runs the kernel's own suites: give no module folders",
+                          hint="rustkm kunit --kernel-tests, or rustkm kunit DIR...")
+    args.stock = args.stock or "kernel-tests"
+    project, request = _request(args)
+    tc, kernel = prepare_kernel(request, project)
+    if not kernel_has_kunit(kernel.config):
+        raise RustkmError(f"kernel {kernel.release} has no CONFIG_KUNIT: it has no KUnit suites",
+                          hint="use the kernel-tests lane (the default of --kernel-tests)")
+    return kernel, [run_kernel_tests(tc, kernel, args.pattern)], []
+
+
 def _cmd(args: argparse.Namespace) -> int:
+    from rustkm.kunit.report import json_results, summary
+    from rustkm.project import find_project
+
+    if args.kernel_tests:
+        kernel, runs, broken = _kernel_tests(args)
+    else:
+        kernel, runs, broken = _module_tests(args)
+    root = find_project().root
+
+    def shorten(text: str) -> str:
+        return text.replace(f"{root}/", "")
+
+    if args.raw:
+        for run in runs:
+            for suite in run.suites:
+                sys.stdout.write(suite.ktap if suite.ktap.endswith("\n") or not suite.ktap
+                                 else suite.ktap + "\n")
+    for line in summary(runs, shorten):
+        print(line)
+    if args.json:
+        args.json.write_text(json_results(runs, build_dir=str(kernel.build_dir)) + "\n")
+        say(f"wrote {args.json}")
+    for name in broken:
+        print(f"ERROR {name}: its suites could not run (see above)")
+    return 1 if broken or any(run.failed for run in runs) else 0
+
+
+def _module_tests(args: argparse.Namespace) -> tuple[KernelBuild, list[ModuleRun], list[str]]:
     from rustkm.cli import _build_modules
     from rustkm.kunit.collect import read_suites
-    from rustkm.kunit.report import json_results, summary
     from rustkm.kunit.run import kernel_has_kunit, run_module, selected
-    from rustkm.project import find_project
 
     folders = _folders(args.dirs)
     tc, kernel, builds = _build_modules(args, folders)
@@ -72,21 +125,4 @@ def _cmd(args: argparse.Namespace) -> int:
             console.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False)
             if e.details:
                 console.print(e.details.rstrip(), markup=False, highlight=False)
-    root = find_project().root
-
-    def shorten(text: str) -> str:
-        return text.replace(f"{root}/", "")
-
-    if args.raw:
-        for run in runs:
-            for suite in run.suites:
-                sys.stdout.write(suite.ktap if suite.ktap.endswith("\n") or not suite.ktap
-                                 else suite.ktap + "\n")
-    for line in summary(runs, shorten):
-        print(line)
-    if args.json:
-        args.json.write_text(json_results(runs, build_dir=str(kernel.build_dir)) + "\n")
-        say(f"wrote {args.json}")
-    for name in broken:
-        print(f"ERROR {name}: its suites could not run (see above)")
-    return 1 if broken or any(run.failed for run in runs) else 0
+    return kernel, runs, broken
