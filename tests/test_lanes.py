@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from rustkm.errors import RustkmError
+from rustkm.kernel.config import parse_config
 from rustkm.lanes import module_lane_skip, resolve_lane, resolve_lanes
 from rustkm.project import Project, find_project
 from rustkm.session import KernelRequest
@@ -31,6 +32,18 @@ def test_built_in_lanes(tmp_path):
     with pytest.raises(RustkmError, match="unknown kernel 'debian:lates'") as caught:
         resolve_lane("debian:lates", project, "--kernel")
     assert caught.value.hint is not None and "debian:next" in caught.value.hint
+
+
+def test_the_kernel_tests_lane_adds_the_kernels_rust_suites(tmp_path):
+    project = Project(root=tmp_path)
+    lane = resolve_lane("kernel-tests", project)
+    assert lane.kind == "self-built" and not lane.debug
+    request = KernelRequest.for_lane(lane, project)
+    options = {}
+    for fragment in request.fragment_list():
+        options.update(parse_config(fragment.text))
+    assert options["RUST_KERNEL_DOCTESTS"] == "y"
+    assert options["RUST_KUNIT_TESTS"] == "y" and options["KUNIT"] == "y"
 
 
 def test_several_lanes_each_once_in_order(tmp_path):

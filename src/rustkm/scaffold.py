@@ -29,6 +29,12 @@ MODULE_RS = """\
 //!
 //! Loading it logs "{name}: loaded"; unloading it, "{name}: unloaded". Its unit tests (the
 //! `tests` module below) run inside the kernel with KUnit: `rustkm kunit` or `pytest`.
+//!
+//! One source for several kernels (`rustkm matrix --lanes default,debian:next`): rustkm
+//! compiles the module with `--cfg rustkm_kernel_ge_X_Y` for every release up to the target
+//! kernel's, so an item whose spelling changed takes both, e.g.
+//! `#[cfg(rustkm_kernel_ge_7_3)]` above 7.3's and `#[cfg(not(rustkm_kernel_ge_7_3))]` above
+//! 7.2's (see kmods/lib/compat.rs in rustkm for shared ones).
 
 use kernel::prelude::*;
 
