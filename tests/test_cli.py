@@ -95,6 +95,13 @@ def test_run_loads_the_module_and_exits_with_the_commands_status(command, status
         assert result.stdout.endswith("\n") and len(result.stdout) > 20
 
 
+def test_one_word_after_dashes_is_a_shell_line_several_are_kept_whole():
+    line = rustkm("run", "kmods/printerfact", "--", "grep -c printerfact /proc/modules | tr 1 X")
+    assert (line.returncode, line.stdout) == (0, "X\n"), line.stderr
+    words = rustkm("run", "kmods/printerfact", "--", "echo", "a  b", "$HOME;", "|")
+    assert (words.returncode, words.stdout) == (0, "a  b $HOME; |\n"), words.stderr
+
+
 @pytest.mark.parametrize("variable, value, message", [
     ("RUSTKM_TIMEOUT", "abc", "RUSTKM_TIMEOUT='abc' is not a number of seconds"),
     ("RUSTKM_TIMEOUT", "-5", "RUSTKM_TIMEOUT='-5' is not a number of seconds"),

@@ -71,15 +71,19 @@ def stamp(cache: Cache, key: str, fragments: tuple[str, ...], series: str = "7.2
     return build
 
 
-def test_outside_a_project_the_newest_kernel_that_fits_is_reused_and_named(cache, capsys):
-    stamp(cache, "older", BASE, age=3600)
+def test_outside_a_project_the_closest_kernel_that_fits_is_reused_and_named(cache, capsys):
+    stamp(cache, "older", (*BASE, LKMPG), age=3600)
     newest = stamp(cache, "project", (*BASE, LKMPG), age=60)
+    # A kernel with more built in (the kernel-tests lane's) fits, but is not the closest.
+    stamp(cache, "kernel-tests", (*BASE, LKMPG, "kernel-tests"), age=0)
     assert default_kernel().build_dir == newest.build_dir
     assert cache.built == []
     said = capsys.readouterr().err
     assert f"no rustkm.toml in {Path.cwd()} or above: using the kernel 7.2.12 built at " \
            f"{newest.build_dir}" in said
     assert LKMPG in said
+    exact = stamp(cache, "bare", BASE, age=7200)
+    assert default_kernel().build_dir == exact.build_dir  # the fewest extra fragments first
 
 
 def test_kernels_that_do_not_fit_are_passed_over_and_the_build_is_announced(cache, capsys):

@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
             cut = argv.index("--")
             argv, command = argv[:cut], argv[cut + 1:]
         args = parser.parse_args(argv)
-        args.command = shlex.join(command) if command else ""
+        # Several words are a command and its arguments, each kept whole; one word is a shell
+        # command line, as `sh -c` (and virtme-ng's --exec) take it: -- 'dmesg | tail -3'.
+        args.command = command[0] if len(command) == 1 else shlex.join(command)
         if not hasattr(args, "func"):
             parser.print_help()
             return 2

@@ -153,7 +153,7 @@ def stock_release(spec: str, origin: str = "") -> str:
 
 def ready_kernels(request: KernelRequest) -> list[KernelBuild]:
     """Finished self-built kernels in the cache that give what `request` asks (its Debian
-    series, toolchain, the debug lane or not, and at least its fragments), newest first."""
+    series, toolchain, the debug lane or not, and at least its fragments), the closest first."""
     if not request.source.startswith("debian:") or request.toolchain != "debian":
         return []
     origin = f"debian:linux-source-{request.source.removeprefix('debian:')}="
@@ -169,8 +169,10 @@ def ready_kernels(request: KernelRequest) -> list[KernelBuild]:
                 and build.toolchain == rootfs_toolchain().name
                 and wanted <= set(build.fragments)
                 and ("debug" in build.fragments) == request.debug):
-            found.append((built, build))
-    return [build for _, build in sorted(found, key=lambda pair: -pair[0])]
+            found.append((len(set(build.fragments) - wanted), -built, build))
+    # The closest first (the fewest fragments beyond those asked for: a project's kernel
+    # before its kernel-tests lane's), then the newest.
+    return [build for *_, build in sorted(found, key=lambda entry: entry[:2])]
 
 
 def _kernel_outside_project(request: KernelRequest, project: Project) -> KernelBuild | None:
@@ -182,7 +184,7 @@ def _kernel_outside_project(request: KernelRequest, project: Project) -> KernelB
     if ready:
         build = ready[0]
         say(f"{here}: using the kernel {build.release} built at {build.build_dir} "
-            f"(fragments: {', '.join(build.fragments)}), the newest finished "
+            f"(fragments: {', '.join(build.fragments)}), the closest finished "
             f"{request.source} kernel in the cache; a {PROJECT_FILE} chooses another")
         return build
     fragments = ", ".join(f.name for f in request.fragment_list())
