@@ -220,6 +220,7 @@ def _parser() -> argparse.ArgumentParser:
     from rustkm.doctor import register as _doctor; _doctor(verbs)  # noqa: I001
     from rustkm.kunit.cli import register as _kunit; _kunit(verbs)  # noqa: I001
     from rustkm.repl import register as _repl; _repl(verbs)  # noqa: I001
+    from rustkm.fuzz.cli import register as _fuzz; _fuzz(verbs)  # noqa: I001
     return parser
 
 

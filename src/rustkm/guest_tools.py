@@ -33,6 +33,11 @@ def user_program(source: Path) -> tuple[str, Path]:
     return f"/bin/{source.stem}", _cached_build(source.name, text)
 
 
+def cached_tool(source_name: str, source: bytes) -> Path:
+    """A static guest program built from `source`, cached by its hash."""
+    return _cached_build(source_name, source)
+
+
 def _cached_build(source_name: str, source: bytes) -> Path:
     digest = hashlib.sha256(source).hexdigest()[:16]
     binary = store_dir() / "guest-tools" / f"{Path(source_name).stem}-{digest}"

@@ -30,3 +30,14 @@ def step(message: str) -> Iterator[None]:
     finally:
         _depth -= 1
         say(f"({time.monotonic() - start:.2f} seconds)")
+
+
+@contextmanager
+def quietly() -> Iterator[None]:
+    """Nothing printed inside the block (a loop of many guests that would drown the output)."""
+    was = console.quiet
+    console.quiet = True
+    try:
+        yield
+    finally:
+        console.quiet = was

@@ -1,0 +1,48 @@
+"""What a module created in the guest: the files that appear when it is loaded.
+
+The guest's device nodes, /proc (processes aside), /sys/kernel, /sys/devices and debugfs are
+listed before and after insmod; the new regular files and device nodes are the module's (its
+/sys/module/NAME/parameters included). The module's own bookkeeping in /sys/module/NAME
+(sections, notes, holders, refcnt...) is the kernel's, not the module's code, and is left out.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from rustkm.machine import Machine
+
+_ROOTS = ("/dev", "/proc", "/sys/kernel", "/sys/devices", "/sys/module", "/sys/kernel/debug")
+_PRUNE = ("/proc/[0-9]*", "/proc/self", "/proc/thread-self", "/proc/kcore", "/proc/kmsg",
+          "/sys/module/*/sections", "/sys/module/*/notes", "/sys/module/*/holders")
+_KERNELS_OWN = ("refcnt", "initstate", "coresize", "initsize", "taint", "srcversion",
+                "version", "uevent")
+LIST_COMMAND = (
+    f"find {' '.join(_ROOTS)} -xdev \\( "
+    + " -o ".join(f"-path {shlex.quote(p)}" for p in _PRUNE)
+    + " \\) -prune -o \\( -type f -o -type c -o -type b \\) -print 2>/dev/null; true")
+
+
+def listing(vm: Machine) -> set[str]:
+    return {line for line in vm.succeed(LIST_COMMAND, timeout=120).splitlines() if line}
+
+
+def new_files(before: set[str], after: set[str], modules: list[str]) -> list[str]:
+    """The files the modules created, device nodes first, then /proc, debugfs and sysfs."""
+    found = []
+    for path in sorted(after - before):
+        parts = path.split("/")
+        if len(parts) == 5 and parts[1:3] == ["sys", "module"] and parts[4] in _KERNELS_OWN:
+            continue  # /sys/module/NAME/refcnt and the like
+        if path.startswith("/sys/module/") and parts[3] not in {m.replace("-", "_")
+                                                                 for m in modules}:
+            continue  # a module loaded as a dependency of another's, not under test
+        found.append(path)
+    return sorted(found, key=lambda p: (_rank(p), p))
+
+
+def _rank(path: str) -> int:
+    for rank, prefix in enumerate(("/dev/", "/proc/", "/sys/kernel/debug/")):
+        if path.startswith(prefix):
+            return rank
+    return 3

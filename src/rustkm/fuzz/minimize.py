@@ -1,0 +1,91 @@
+"""From a finding to the shortest operation list that still triggers it.
+
+The guest fuzzer's generator depends on the seed and thread number alone, so each thread's
+operations up to the crash are known exactly (`rustkm-fuzz plan`, run on the host: the program
+is static and makes no system call to plan). Each candidate runs alone (`rustkm-fuzz exec`, one
+thread) in a fresh guest; a thread whose operations trigger the same kind of report on their
+own is cut: first to the shortest prefix that does (bisection), then by removing chunks of it,
+halves first (delta debugging), within a budget of guests. A finding that needs two threads
+racing does not reproduce alone: it is reported as such, with its seed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+
+from rustkm.fuzz.session import Finding, FuzzRun, fuzzer_binary
+from rustkm.log import say
+
+Probe = Callable[[list[str]], bool]  # does this operation list trigger the finding?
+
+
+def planned(run: FuzzRun, thread: int, count: int) -> list[str]:
+    out = subprocess.run([str(fuzzer_binary()), "plan", str(run.seed), str(thread), str(count),
+                          run.cycle, *(run.files or ["/dev/null"])],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.splitlines()
+
+
+def candidates(run: FuzzRun, finding: Finding) -> list[tuple[int, int]]:
+    """(thread, operations): each thread's count at the last progress line plus what it did
+    in a second more (the report came within it), busiest thread first."""
+    counts = finding.counts or [0] * run.threads
+    rate = finding.rate or [1000.0] * len(counts)
+    pairs = [(t, counts[t] + int(max(rate[t], 200) * 1.5) + 50) for t in range(len(counts))]
+    return sorted(pairs, key=lambda pair: -pair[1])
+
+
+def shortest_prefix(ops: list[str], probe: Probe, budget: list[int]) -> list[str]:
+    """The shortest prefix of `ops` (which triggers) that still triggers, by bisection."""
+    low, high = 0, len(ops)  # ops[:high] triggers; ops[:low] is not known to
+    while high - low > 1 and budget[0] > 0:
+        middle = (low + high) // 2
+        budget[0] -= 1
+        if probe(ops[:middle]):
+            high = middle
+        else:
+            low = middle
+    return ops[:high]
+
+
+def delta_debug(ops: list[str], probe: Probe, budget: list[int]) -> list[str]:
+    """Remove chunks of `ops` while it still triggers (ddmin's complement step)."""
+    chunks = 2
+    while len(ops) >= 2 and budget[0] > 0:
+        size = max(1, len(ops) // chunks)
+        removed = False
+        for start in range(0, len(ops), size):
+            if budget[0] <= 0:
+                break
+            rest = ops[:start] + ops[start + size:]
+            budget[0] -= 1
+            if rest and probe(rest):
+                ops, chunks, removed = rest, max(chunks - 1, 2), True
+                break
+        if not removed:
+            if size == 1:
+                break
+            chunks = min(len(ops), chunks * 2)
+    return ops
+
+
+def minimize(run: FuzzRun, finding: Finding, probe: Probe,
+             probes: int = 40) -> tuple[list[str], int] | None:
+    """The minimized operations and the thread they came from, or None when no thread's
+    operations trigger the finding on their own."""
+    budget = [probes]
+    for thread, count in candidates(run, finding):
+        if budget[0] <= 0:
+            break
+        ops = planned(run, thread, count)
+        say(f"fuzz: replaying thread {thread}'s {len(ops)} operations alone")
+        budget[0] -= 1
+        if not probe(ops):
+            continue
+        ops = shortest_prefix(ops, probe, budget)
+        say(f"fuzz: the first {len(ops)} operations trigger it; removing what is not needed")
+        ops = delta_debug(ops, probe, budget)
+        say(f"fuzz: minimized to {len(ops)} operation(s) ({probes - budget[0]} guests)")
+        return ops, thread
+    return None

@@ -1,0 +1,130 @@
+"""One fuzz run in a guest: load the modules, find their files, run the guest fuzzer, and turn
+what the kernel reported into a finding (with the seed and how far each thread had got)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from rustkm.fuzz.discover import listing, new_files
+from rustkm.guest_tools import cached_tool
+from rustkm.kernel.build import KernelBuild
+from rustkm.machine import KernelTrouble, Machine, boot
+from rustkm.toolchain import Toolchain
+from rustkm.vm import VmOptions
+
+FUZZER = "/bin/rustkm-fuzz"
+GUEST_MODULES = "/lib/modules/rustkm"
+# "rustkm-fuzz: ops 0=123 1=456": the fuzzer's progress, once a second, on the console.
+_PROGRESS = re.compile(r"rustkm-fuzz: (?:done )?ops((?: \d+=\d+)+)")
+_PER_OP = re.compile(r"^rustkm-fuzz: (open|close|read|write|pread|pwrite|seek|ioctl|poll|mmap|"
+                     r"cycle) (\d+)$", re.MULTILINE)
+PLACEHOLDER = "/dev/null"  # the file list of a module that created none
+
+
+def fuzzer_binary() -> Path:
+    return cached_tool("fuzz.c", (resources.files("rustkm") / "guest" / "fuzz.c").read_bytes())
+
+
+@dataclass
+class Finding:
+    """What the kernel reported, and what replays it."""
+
+    kind: str  # the trouble kinds (oops, BUG, KASAN ...), or "kmemleak"
+    title: str  # the report's first line
+    report: str  # the whole report, demangled
+    counts: list[int]  # each thread's operations done at the last progress line
+    rate: list[float]  # each thread's operations a second
+
+
+@dataclass
+class FuzzRun:
+    modules: list[str]
+    files: list[str]
+    seed: int
+    seconds: int
+    threads: int
+    cycle: str  # the module insmod/rmmod cycles (its guest path), or "-"
+    counts: list[int] = field(default_factory=list)
+    per_op: dict[str, int] = field(default_factory=dict)
+    wall: float = 0.0
+    finding: Finding | None = None
+    blocked: int = 0  # threads still in a call when the time was up
+
+
+def progress(console: str) -> tuple[list[int], list[float]]:
+    """Each thread's count at the last progress line, and its rate over the last second."""
+    lines = [[int(pair.split("=")[1]) for pair in m.group(1).split()]
+             for m in _PROGRESS.finditer(console)]
+    if not lines:
+        return [], []
+    last = lines[-1]
+    before = lines[-2] if len(lines) > 1 else [0] * len(last)
+    return last, [float(max(a - b, 1)) for a, b in zip(last, before, strict=False)]
+
+
+def fuzz_command(run: FuzzRun) -> str:
+    return shlex.join([FUZZER, "run", str(run.seed), str(run.seconds), str(run.threads),
+                       run.cycle, *(run.files or [PLACEHOLDER])])
+
+
+def start_guest(tc: Toolchain, kernel: KernelBuild, kos: Sequence[Path], cpus: int,
+                name: str = "fuzz") -> AbstractContextManager[Machine]:
+    """A guest with the modules and the fuzzer copied in (nothing loaded yet)."""
+    options = VmOptions(memory_mb=max(512, kernel.memory_mb), cpus=cpus)
+    return boot(kernel, list(kos), files=[(FUZZER, fuzzer_binary())], options=options,
+                toolchain=tc, name=name)
+
+
+def load_and_discover(vm: Machine, kos: Sequence[Path]) -> list[str]:
+    before = listing(vm)
+    for ko in kos:
+        vm.insmod(ko.stem)
+    return new_files(before, listing(vm), [ko.stem for ko in kos])
+
+
+def fuzz_once(vm: Machine, run: FuzzRun) -> FuzzRun:
+    """Run the fuzzer in `vm` (modules loaded); a kernel report becomes run.finding."""
+    mark = len(vm.console_log)
+    started = time.monotonic()
+    try:
+        out = vm.succeed(fuzz_command(run), timeout=run.seconds + 90)
+    except KernelTrouble as e:
+        run.wall = time.monotonic() - started
+        counts, rate = progress(vm.console_log[mark:])
+        troubles = e.troubles
+        run.counts = counts
+        run.finding = Finding(", ".join(sorted({t.kind for t in troubles})), troubles[0].title,
+                              e.details or e.message, counts, rate)
+        return run
+    run.wall = time.monotonic() - started
+    run.counts, _ = progress(out)
+    run.per_op = {m.group(1): int(m.group(2)) for m in _PER_OP.finditer(out)}
+    blocked = re.search(r"blocked threads (\d+)", out)
+    run.blocked = int(blocked.group(1)) if blocked else 0
+    return run
+
+
+def check_leaks(vm: Machine, modules: list[str]) -> Finding | None:
+    """After the last rmmod: kmemleak's report of objects the modules allocated, if any."""
+    if vm.execute("test -w /sys/kernel/debug/kmemleak")[0] != 0:
+        return None  # no kmemleak on this lane
+    for module in reversed(modules):
+        vm.execute(f"rmmod {shlex.quote(module)}")
+    # An object is reported once it is older than 5 s and unreferenced in two scans.
+    vm.succeed("echo scan > /sys/kernel/debug/kmemleak; sleep 6; "
+               "echo scan > /sys/kernel/debug/kmemleak", timeout=300)
+    report = vm.succeed("cat /sys/kernel/debug/kmemleak", timeout=120)
+    ours = [block for block in report.split("unreferenced object")[1:]
+            if any(f"[{m}]" in block or f" {m}" in block for m in modules)]
+    if not ours:
+        return None
+    text = "\n".join("unreferenced object" + block for block in ours)
+    return Finding("kmemleak", f"kmemleak: {len(ours)} unreferenced object(s) of "
+                   f"{', '.join(modules)}", text, [], [])

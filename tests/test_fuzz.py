@@ -1,0 +1,112 @@
+"""rustkm fuzz: the progress and file-discovery parsers and the minimizer's search (fed with
+what the guest prints), then for real on the current lane: printerfact runs clean, and a
+module with a planted bug (tests/kmods/fuzz_planted) is caught, minimized, replayed, and kept
+as a regression test that fails until the bug is fixed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from rustkm.fuzz.discover import new_files
+from rustkm.fuzz.minimize import delta_debug, shortest_prefix
+from rustkm.fuzz.session import progress
+
+ROOT = Path(__file__).parents[1]
+
+
+def lane_args() -> list[str]:
+    """The lane these tests run on (the debug lane in CI's debug run, else the default)."""
+    return ["--kernel", "debug" if os.environ.get("RUSTKM_DEBUG_KERNEL") == "1" else "default"]
+
+
+def test_progress_lines_give_each_threads_count_and_rate():
+    console = ("[ 5.1] rustkm-fuzz: ops 0=100 1=90\n[ 5.2] other\n"
+               "[ 6.1] rustkm-fuzz: ops 0=350 1=91\n[ 6.3] BUG: something\n")
+    assert progress(console) == ([350, 91], [250.0, 1.0])
+    assert progress("nothing yet") == ([], [])
+
+
+def test_new_files_are_the_modules_and_not_the_kernels_bookkeeping():
+    before = {"/dev/null", "/proc/uptime", "/sys/module/other/parameters/x"}
+    after = before | {"/dev/printerfact", "/sys/module/printerfact/refcnt",
+                      "/sys/module/printerfact/parameters/speed", "/proc/rustkm_file",
+                      "/sys/kernel/debug/printerfact/state", "/sys/module/dep/parameters/y",
+                      "/sys/devices/virtual/misc/printerfact/uevent"}
+    assert new_files(before, after, ["printerfact"]) == [
+        "/dev/printerfact", "/proc/rustkm_file", "/sys/kernel/debug/printerfact/state",
+        "/sys/devices/virtual/misc/printerfact/uevent",
+        "/sys/module/printerfact/parameters/speed"]
+
+
+def test_the_minimizer_finds_the_two_operations_that_matter():
+    ops = [f"op{i}" for i in range(300)]
+    needed = {"op17", "op211"}
+    probes = []
+
+    def probe(candidate: list[str]) -> bool:
+        probes.append(len(candidate))
+        return needed <= set(candidate)
+
+    budget = [200]
+    prefix = shortest_prefix(ops, probe, budget)
+    assert prefix == ops[:212]
+    assert delta_debug(prefix, probe, budget) == ["op17", "op211"]
+    assert len(probes) <= 200 - budget[0]
+
+
+def fuzz(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rustkm.cli", "fuzz", *lane_args(), *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=900, check=False)
+
+
+def test_printerfact_runs_clean_and_says_what_it_hammered(kernel, tmp_path):
+    done = fuzz(str(ROOT / "kmods/printerfact"), "--seconds", "20", "--seed", "7",
+                cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "file(s) the module(s) created: /dev/printerfact" in done.stderr
+    assert "no finding" in done.stderr
+    assert "write " in done.stderr and "ioctl " in done.stderr  # the per-operation counts
+    summary = next(line for line in done.stderr.splitlines() if line.startswith("fuzz: ") and
+                   " operations in " in line)
+    assert int(summary.split()[1]) > 1000, summary  # thousands of operations in 20 s
+
+
+def test_a_planted_bug_is_caught_minimized_replayed_and_kept_as_a_test(kernel, tmp_path):
+    module = tmp_path / "tests" / "kmods" / "fuzz_planted"  # beside a copy of kmods/lib
+    shutil.copytree(ROOT / "tests/kmods/fuzz_planted", module)
+    shutil.copytree(ROOT / "kmods/lib", tmp_path / "kmods/lib")
+    source = module / "fuzz_planted.rs"
+    done = fuzz(str(module), "--seconds", "30", "--seed", "1", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr[-4000:]
+    assert "finding" in done.stderr and "panicked at" in done.stderr
+    finding = tmp_path / "fuzz-findings" / "fuzz_planted-1"
+    record = json.loads((finding / "finding.json").read_text())
+    assert record["run"]["seed"] == 1 and "/dev/fuzz_planted" in record["run"]["files"]
+    ops = (finding / "ops.txt").read_text().splitlines()
+    # The bug needs one write of 4096 bytes on an open file: at most a handful of operations.
+    assert 2 <= len(ops) <= 4 and any(op.split()[3] == "4096" for op in ops), ops
+    test = module / "test_fuzz_1.py"
+    assert "OPS = " in test.read_text()
+
+    replay = subprocess.run([sys.executable, "-m", "rustkm.cli", "fuzz", *lane_args(),
+                             "--replay", str(finding)], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=600, check=False)
+    assert replay.returncode == 1 and "reproduced" in replay.stderr, replay.stderr[-3000:]
+
+    def regression() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               str(test)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=600, check=False)
+
+    failing = regression()
+    assert failing.returncode == 1 and "panicked at" in failing.stdout, failing.stdout[-3000:]
+    # The fix: a write of the table's whole size is refused too.
+    source.write_text(source.read_text().replace("if len > CLASSES * CLASS_BYTES",
+                                                 "if len >= CLASSES * CLASS_BYTES"))
+    fixed = regression()
+    assert fixed.returncode == 0, fixed.stdout[-3000:]
