@@ -354,14 +354,17 @@ def bench_kunit() -> None:
     import re
     import shutil
 
-    from rustkm.session import KernelRequest, prepare_kernel
-    from rustkm.toolchain import store_dir
+    from rustkm.project import find_project
+    from rustkm.session import KernelRequest, resolve_source
+    from rustkm.toolchain import ensure_toolchain, store_dir
 
-    tc, pinned = prepare_kernel(KernelRequest())
+    tc = ensure_toolchain()
+    project = find_project()
+    source = resolve_source(tc, KernelRequest.from_project(project), project)  # no build
     fragment = (ROOT / "src/rustkm/configs/kernel-tests.config").read_text()
     with tempfile.TemporaryDirectory(prefix="rustkm-kunit-bench-") as work:
         tree, out = Path(work) / "linux", Path(work) / "kunit.py-build"
-        shutil.copytree(pinned.source.tree, tree, symlinks=True)
+        shutil.copytree(source.tree, tree, symlinks=True)
         kunitconfig = Path(work) / "kunitconfig"
         kunitconfig.write_text("CONFIG_KUNIT=y\nCONFIG_KUNIT_DEBUGFS=y\nCONFIG_RUST=y\n" + fragment)
         rustkm_cmd = [sys.executable, "-m", "rustkm.cli", "kunit", "--kernel-tests",
