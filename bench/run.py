@@ -366,7 +366,7 @@ def bench_kunit() -> None:
         tree, out = Path(work) / "linux", Path(work) / "kunit.py-build"
         shutil.copytree(source.tree, tree, symlinks=True)
         kunitconfig = Path(work) / "kunitconfig"
-        kunitconfig.write_text("CONFIG_KUNIT=y\nCONFIG_KUNIT_DEBUGFS=y\nCONFIG_RUST=y\n" + fragment)
+        kunitconfig.write_text("CONFIG_KUNIT=y\nCONFIG_RUST=y\n" + fragment)  # rust/.kunitconfig + ours
         rustkm_cmd = [sys.executable, "-m", "rustkm.cli", "kunit", "--kernel-tests",
                       "--source", str(tree)]
         kunit_cmd = tc.wrap(["python3", "tools/testing/kunit/kunit.py", "run", "--arch",
