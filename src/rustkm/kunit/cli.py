@@ -54,13 +54,14 @@ def _folders(dirs: list[Path]) -> list[Path]:
 
 def _kernel_tests(args: argparse.Namespace) -> tuple[KernelBuild, list[ModuleRun], list[str]]:
     from rustkm.cli import _request
-    from rustkm.kunit.kernel_tests import run_kernel_tests
+    from rustkm.kunit.kernel_tests import check_filter, run_kernel_tests
     from rustkm.kunit.run import kernel_has_kunit
     from rustkm.session import prepare_kernel
 
     if args.dirs:
         raise RustkmError("--kernel-tests runs the kernel's own suites: give no module folders",
                           hint="rustkm kunit --kernel-tests, or rustkm kunit DIR...")
+    check_filter(args.pattern)  # before a kernel build of minutes
     args.stock = args.stock or "kernel-tests"
     project, request = _request(args)
     tc, kernel = prepare_kernel(request, project)

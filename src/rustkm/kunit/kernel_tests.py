@@ -41,13 +41,18 @@ def results_from(name: str, ktap: str, source: str) -> SuiteResult:
     return _result(suite_of(name, document), document, 0.0, ktap, "")
 
 
+def check_filter(pattern: str | None) -> None:
+    """A filter goes on the kernel's command line: a glob, nothing else."""
+    if pattern and not _GLOB.match(pattern):
+        raise RustkmError(f"--filter {pattern!r} is not a SUITE or SUITE.CASE glob",
+                          hint="letters, digits, _ - . and the glob characters * ? [ ]")
+
+
 def run_kernel_tests(tc: Toolchain, kernel: KernelBuild, pattern: str | None = None) -> ModuleRun:
     """Boot the kernel-tests lane's kernel and collect what its built-in suites reported."""
     append = [*KUNIT_APPEND, "kunit.autorun=1"]
+    check_filter(pattern)
     if pattern:
-        if not _GLOB.match(pattern):
-            raise RustkmError(f"--filter {pattern!r} is not a SUITE or SUITE.CASE glob",
-                              hint="letters, digits, _ - . and the glob characters * ? [ ]")
         append.append(f"kunit.filter_glob={pattern}")
     options = VmOptions(memory_mb=max(512, kernel.memory_mb), append=tuple(append),
                         boot_timeout=BOOT_TIMEOUT, snapshot=False)
