@@ -18,7 +18,7 @@ ROOT = Path(__file__).parents[1]
 def test_the_scaffold_builds_and_its_test_passes_in_a_vm(tmp_path, kernel):
     folder = scaffold("hello_world", tmp_path)
     assert sorted(p.name for p in folder.iterdir()) == [
-        "Kbuild", "README.md", "hello_world.rs", "test_hello_world.py"]
+        "Kbuild", "README.md", "hello_world.rs", "rustkm-module.toml", "test_hello_world.py"]
     result = subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
                              str(folder)], check=False, cwd=ROOT, capture_output=True, text=True,
                             timeout=600)

@@ -98,29 +98,14 @@ def resolve_lanes(names: str, project: Project, origin: str = "") -> list[Lane]:
     return list(seen.values())
 
 
-MODULE_FILE = "rustkm-module.toml"
-
-
 def module_lane_skip(folder: Path, lane: str) -> str:
     """Why the module in `folder` does not apply to `lane` ("" when it does), from its
     rustkm-module.toml: [lanes] skip = {"debian:*" = "needs CONFIG_KUNIT"}."""
     import fnmatch
-    import tomllib
 
-    path = folder / MODULE_FILE
-    if not path.is_file():
-        return ""
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise RustkmError(f"{path} cannot be read: {e}") from None
-    unknown = [k for k in data if k != "lanes"] + [k for k in data.get("lanes", {}) if k != "skip"]
-    skip = data.get("lanes", {}).get("skip", {})
-    if unknown or not isinstance(skip, dict) or not all(
-            isinstance(v, str) for v in skip.values()):
-        raise RustkmError(f"{path}: only [lanes] skip = {{PATTERN = \"reason\"}} is understood",
-                          hint='e.g. [lanes]\nskip = { "debian:*" = "needs CONFIG_KUNIT" }')
-    for pattern, reason in skip.items():
+    from rustkm.module_file import read_module_file
+
+    for pattern, reason in read_module_file(folder).skip.items():
         if fnmatch.fnmatchcase(lane, pattern):
-            return str(reason)
+            return reason
     return ""

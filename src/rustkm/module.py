@@ -10,8 +10,10 @@ from rustkm.cache import cache_key, locked
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild, ccache_env
 from rustkm.kernel.gated import configured_out, explain_gates
+from rustkm.kernel.probes import present_probes
 from rustkm.kernel.rustcfg import krustflags
 from rustkm.log import step
+from rustkm.module_file import read_module_file
 from rustkm.toolchain import Toolchain, store_dir
 
 # A module build that runs longer is taken as hung (a stuck compiler or a make loop).
@@ -58,9 +60,12 @@ def build_module(tc: Toolchain, kernel: KernelBuild, folder: Path,
     flavour = "-clippy" if clippy else ""
     output = store_dir() / "modules" / kernel.key / f"{folder.name}-{cache_key(str(folder))}{flavour}"
     output.mkdir(parents=True, exist_ok=True)
-    # The target kernel's version as rustc cfgs: one source builds on 7.2 and 7.3.
+    # The target kernel's version and the module's presence probes as rustc cfgs: one source
+    # builds on 7.2 and 7.3.
+    probes = present_probes(tc, kernel, read_module_file(folder).probes)
+    rustflags = " ".join([krustflags(kernel.source.version), *(f"--cfg {c}" for c in probes)])
     argv = ["make", "-C", str(kernel.build_dir), f"M={folder}", f"MO={output}",
-            *kernel.module_make_args(), f"KRUSTFLAGS={krustflags(kernel.source.version)}",
+            *kernel.module_make_args(), f"KRUSTFLAGS={rustflags}",
             *(["CLIPPY=1"] if clippy else [])]
     if clippy:
         # Recompile so that clippy sees every file, not only the ones that changed.

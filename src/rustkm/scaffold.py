@@ -11,6 +11,7 @@ from typing import Any
 
 from rustkm.errors import RustkmError
 from rustkm.log import say
+from rustkm.module_file import MODULE_FILE
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,54}$")
 # The crates a kernel module is compiled with (the kernel's rust/ and the sysroot): a module
@@ -21,6 +22,22 @@ _CRATE_NAMES = frozenset({"alloc", "bindings", "build_error", "compiler_builtins
                           "zerocopy_derive"})
 # Names MODULE_RS takes from the prelude; the module's own type must not shadow them.
 _TEMPLATE_NAMES = frozenset({"Drop", "Err", "Module", "Ok", "Result", "ThisModule"})
+
+MODULE_TOML = """\
+# rustkm's settings for this module (all optional).
+
+# Lanes (kernels) where the module does not apply, with the reason `rustkm matrix` and
+# pytest show:
+# [lanes]
+# skip = { "debian:*" = "needs CONFIG_KUNIT, which Debian's kernels leave out" }
+
+# Presence probes: each one is compiled against the target kernel's Rust crates, and when it
+# compiles the module is built with `--cfg rustkm_has_NAME`. A path probes an item; code
+# probes anything that must compile (a method, a signature):
+# [probes]
+# coherent_dma_address = { code = "fn f(c: &kernel::dma::Coherent<[u8]>) { let _ = c.dma_address(); }" }
+# configfs = "kernel::configfs::Subsystem"
+"""
 
 MODULE_RS = """\
 // SPDX-License-Identifier: GPL-2.0
@@ -34,7 +51,9 @@ MODULE_RS = """\
 //! compiles the module with `--cfg rustkm_kernel_ge_X_Y` for every release up to the target
 //! kernel's, so an item whose spelling changed takes both, e.g.
 //! `#[cfg(rustkm_kernel_ge_7_3)]` above 7.3's and `#[cfg(not(rustkm_kernel_ge_7_3))]` above
-//! 7.2's (see kmods/lib/compat.rs in rustkm for shared ones).
+//! 7.2's (see kmods/lib/compat.rs in rustkm for shared ones). Where a version says too little,
+//! a presence probe in rustkm-module.toml asks the target kernel's own Rust crates whether an
+//! item exists and sets `--cfg rustkm_has_NAME` when it does.
 
 use kernel::prelude::*;
 
@@ -132,6 +151,7 @@ def scaffold(name: str, parent: Path, author: str = "rustkm user") -> Path:
     (folder / f"{name}.rs").write_text(
         MODULE_RS.format(name=name, type_name=type_name(name), author=quoted))
     (folder / "Kbuild").write_text(f"obj-m := {name}.o\n")
+    (folder / MODULE_FILE).write_text(MODULE_TOML)
     (folder / f"test_{name}.py").write_text(TEST_PY.format(name=name))
     (folder / "README.md").write_text(f"# {name}\n\nBuild: `rustkm build {folder.name}`. "
                                       f"Test in a VM: `pytest {folder.name}` (its VM tests "

@@ -87,10 +87,11 @@ impl DmaDemo {
         )
         .inspect_err(|_| dev_err!(dev, "failed to map streaming buffer\n"))?;
         let streaming_handle = streaming.iter().next().map_or(0, |e| e.dma_address());
-        // 7.3 renamed `Coherent::dma_handle()` to `dma_address()`.
-        #[cfg(rustkm_kernel_ge_7_3)]
+        // 7.3 renamed `Coherent::dma_handle()` to `dma_address()`: a presence probe in
+        // rustkm-module.toml asks the target kernel which one it has.
+        #[cfg(rustkm_has_coherent_dma_address)]
         let coherent_handle = coherent.dma_address();
-        #[cfg(not(rustkm_kernel_ge_7_3))]
+        #[cfg(not(rustkm_has_coherent_dma_address))]
         let coherent_handle = coherent.dma_handle();
 
         dev_info!(

@@ -1,0 +1,90 @@
+"""A module folder's rustkm-module.toml: the lanes where the module does not apply, and the
+presence probes whose results reach its Rust code as `--cfg` flags.
+
+    [lanes]
+    skip = { "debian:*" = "needs CONFIG_KUNIT" }
+
+    [probes]
+    coherent_dma_address = "kernel::dma::CoherentAllocation::dma_address"
+    param_copy = { code = "fn f(p: &kernel::module_param::ModuleParamAccess<i32>) -> i32 { p.value() }" }
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rustkm.errors import RustkmError
+
+MODULE_FILE = "rustkm-module.toml"
+_PROBE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_RUST_PATH = re.compile(r"^(::)?[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*$")
+_EXAMPLE = ('[lanes]\nskip = { "debian:*" = "needs CONFIG_KUNIT" }\n[probes]\n'
+            'NAME = "kernel::some::Item"  # or NAME = { code = "fn f() { ... }" }')
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One presence probe: `path` (an item, or an associated function of a type) or `code`
+    (Rust items that must compile). Its cfg is `rustkm_has_NAME`."""
+    name: str
+    path: str = ""
+    code: str = ""
+
+    @property
+    def cfg(self) -> str:
+        return f"rustkm_has_{self.name}"
+
+
+@dataclass(frozen=True)
+class ModuleFile:
+    skip: dict[str, str] = field(default_factory=dict)
+    probes: tuple[Probe, ...] = ()
+
+
+def read_module_file(folder: Path) -> ModuleFile:
+    """The folder's rustkm-module.toml, checked (a typo is an error, not a silent no-op); an
+    empty ModuleFile when the folder has none."""
+    path = folder / MODULE_FILE
+    if not path.is_file():
+        return ModuleFile()
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise RustkmError(f"{path} cannot be read: {e}") from None
+    unknown = [k for k in data if k not in ("lanes", "probes")]
+    lanes = data.get("lanes", {})
+    if unknown or not isinstance(lanes, dict) or [k for k in lanes if k != "skip"]:
+        raise RustkmError(f"{path}: only [lanes] skip and [probes] are understood",
+                          hint=_EXAMPLE)
+    skip = lanes.get("skip", {})
+    if not isinstance(skip, dict) or not all(isinstance(v, str) for v in skip.values()):
+        raise RustkmError(f"{path}: [lanes] skip must be a table of PATTERN = \"reason\"",
+                          hint=_EXAMPLE)
+    return ModuleFile(skip=dict(skip), probes=_probes(path, data.get("probes", {})))
+
+
+def _probes(path: Path, table: object) -> tuple[Probe, ...]:
+    if not isinstance(table, dict):
+        raise RustkmError(f"{path}: probes must be a table ([probes])", hint=_EXAMPLE)
+    probes = []
+    for name, spec in table.items():
+        where = f"{path}: probe {name!r}"
+        if not _PROBE_NAME.match(name):
+            raise RustkmError(f"{where}: a probe name is lower case letters, digits and '_', "
+                              "starting with a letter (its cfg is rustkm_has_NAME)")
+        if isinstance(spec, str):
+            if not _RUST_PATH.match(spec):
+                raise RustkmError(f"{where}: {spec!r} is not a Rust path",
+                                  hint="e.g. \"kernel::dma::CoherentAllocation::dma_address\"; "
+                                       "for anything else give { code = \"...\" }")
+            probes.append(Probe(name, path=spec))
+        elif isinstance(spec, dict) and list(spec) == ["code"] and isinstance(spec["code"], str) \
+                and spec["code"].strip():
+            probes.append(Probe(name, code=spec["code"]))
+        else:
+            raise RustkmError(f"{where} must be a Rust path (a string) or {{ code = \"...\" }}",
+                              hint=_EXAMPLE)
+    return tuple(probes)
