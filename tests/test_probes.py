@@ -73,7 +73,7 @@ def test_probes_are_read_from_the_module_file(tmp_path):
     ('[probes]\nx = { code = "" }\n', "must be a Rust path"),
     ('[probes]\nx = { code = "fn f() {}", extra = 1 }\n', "must be a Rust path"),
     ('probes = 3\n', "probes must be a table"),
-    ('[probe]\nx = "kernel::x"\n', "only \\[lanes\\] skip and \\[probes\\]"),
+    ('[probe]\nx = "kernel::x"\n', "only \\[lanes\\] skip, \\[probes\\]"),
     ('[lanes]\nskip = 3\n', "skip must be a table"),
     ('[probes\n', "cannot be read"),
 ])

@@ -22,7 +22,8 @@ MODULE_FILE = "rustkm-module.toml"
 _PROBE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _RUST_PATH = re.compile(r"^(::)?[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*$")
 _EXAMPLE = ('[lanes]\nskip = { "debian:*" = "needs CONFIG_KUNIT" }\n[probes]\n'
-            'NAME = "kernel::some::Item"  # or NAME = { code = "fn f() { ... }" }')
+            'NAME = "kernel::some::Item"  # or NAME = { code = "fn f() { ... }" }\n'
+            '[fuzz]\nioctls = [0x40046601, "_IOWR(\'E\', 2, 4)"]')
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Probe:
 class ModuleFile:
     skip: dict[str, str] = field(default_factory=dict)
     probes: tuple[Probe, ...] = ()
+    ioctls: tuple[int | str, ...] = ()  # [fuzz] ioctls: commands for rustkm fuzz
 
 
 def read_module_file(folder: Path) -> ModuleFile:
@@ -54,16 +56,23 @@ def read_module_file(folder: Path) -> ModuleFile:
         data = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise RustkmError(f"{path} cannot be read: {e}") from None
-    unknown = [k for k in data if k not in ("lanes", "probes")]
+    unknown = [k for k in data if k not in ("lanes", "probes", "fuzz")]
     lanes = data.get("lanes", {})
     if unknown or not isinstance(lanes, dict) or [k for k in lanes if k != "skip"]:
-        raise RustkmError(f"{path}: only [lanes] skip and [probes] are understood",
+        raise RustkmError(f"{path}: only [lanes] skip, [probes] and [fuzz] ioctls are understood",
                           hint=_EXAMPLE)
     skip = lanes.get("skip", {})
     if not isinstance(skip, dict) or not all(isinstance(v, str) for v in skip.values()):
         raise RustkmError(f"{path}: [lanes] skip must be a table of PATTERN = \"reason\"",
                           hint=_EXAMPLE)
-    return ModuleFile(skip=dict(skip), probes=_probes(path, data.get("probes", {})))
+    fuzz = data.get("fuzz", {})
+    ioctls = fuzz.get("ioctls", []) if isinstance(fuzz, dict) else None
+    if not isinstance(fuzz, dict) or [k for k in fuzz if k != "ioctls"] or \
+            not isinstance(ioctls, list) or not all(isinstance(c, (int, str)) for c in ioctls):
+        raise RustkmError(f"{path}: [fuzz] takes ioctls = [NUMBER or \"_IOR('T', NR, SIZE)\", ...]",
+                          hint=_EXAMPLE)
+    return ModuleFile(skip=dict(skip), probes=_probes(path, data.get("probes", {})),
+                      ioctls=tuple(ioctls))
 
 
 def _probes(path: Path, table: object) -> tuple[Probe, ...]:

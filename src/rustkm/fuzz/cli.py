@@ -90,7 +90,12 @@ def _fuzz(args: argparse.Namespace, tc: Toolchain, kernel: KernelBuild, kos: lis
                 "leaves nothing to do")
             if cycle == "-":
                 return 0
-        run = FuzzRun([ko.stem for ko in kos], files, seed, args.seconds, args.threads, cycle)
+        run = FuzzRun([ko.stem for ko in kos], files, seed, args.seconds, args.threads, cycle,
+                      ioctls=_ioctls(args.dirs))
+        if run.ioctls:
+            say(f"fuzz: {len(run.ioctls)} ioctl command(s) of the module(s) tried beside "
+                f"random ones: {', '.join(hex(c) for c in run.ioctls[:8])}"
+                f"{' ...' if len(run.ioctls) > 8 else ''}")
         say(f"fuzz: seed {seed}, {args.threads} threads, {args.seconds} s on "
             f"{kernel.release} ({', '.join(kernel.fragments[-2:])})")
         fuzz_once(vm, run)
@@ -112,6 +117,18 @@ def _fuzz(args: argparse.Namespace, tc: Toolchain, kernel: KernelBuild, kos: lis
             say(f"fuzz: {len(ops)} operation(s) of thread {thread} trigger it; regression "
                 f"test: {test}; replay: rustkm fuzz --replay {folder}")
     return 1
+
+
+def _ioctls(dirs: list[Path]) -> list[int]:
+    """The modules' own ioctl commands: declared in rustkm-module.toml and found in their
+    source (rustkm.fuzz.ioctls)."""
+    from rustkm.fuzz.ioctls import MAX_COMMANDS, module_ioctls
+    from rustkm.module_file import read_module_file
+
+    found: set[int] = set()
+    for folder in dirs:
+        found.update(module_ioctls(folder, read_module_file(folder).ioctls))
+    return sorted(found)[:MAX_COMMANDS]
 
 
 def _summary(run: FuzzRun) -> None:

@@ -14,15 +14,15 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 
-from rustkm.fuzz.session import Finding, FuzzRun, fuzzer_binary
+from rustkm.fuzz.session import Finding, FuzzRun, fuzzer_argv, fuzzer_binary
 from rustkm.log import say
 
 Probe = Callable[[list[str]], bool]  # does this operation list trigger the finding?
 
 
 def planned(run: FuzzRun, thread: int, count: int) -> list[str]:
-    out = subprocess.run([str(fuzzer_binary()), "plan", str(run.seed), str(thread), str(count),
-                          run.cycle, *(run.files or ["/dev/null"])],
+    out = subprocess.run(fuzzer_argv(run, str(fuzzer_binary()), "plan", str(run.seed),
+                                     str(thread), str(count)),
                          capture_output=True, text=True, check=True)
     return out.stdout.splitlines()
 

@@ -56,6 +56,14 @@ class FuzzRun:
     wall: float = 0.0
     finding: Finding | None = None
     blocked: int = 0  # threads still in a call when the time was up
+    ioctls: list[int] = field(default_factory=list)  # the modules' own ioctl commands
+
+
+def fuzzer_argv(run: FuzzRun, binary: str, *args: str) -> list[str]:
+    """The guest fuzzer's command line for `run` (plan and run draw the same operations only
+    with the same ioctl commands)."""
+    known = [f"RUSTKM_FUZZ_IOCTLS={','.join(hex(c) for c in run.ioctls)}"] if run.ioctls else []
+    return ["env", *known, binary, *args, run.cycle, *(run.files or [PLACEHOLDER])]
 
 
 def progress(console: str) -> tuple[list[int], list[float]]:
@@ -70,8 +78,8 @@ def progress(console: str) -> tuple[list[int], list[float]]:
 
 
 def fuzz_command(run: FuzzRun) -> str:
-    return shlex.join([FUZZER, "run", str(run.seed), str(run.seconds), str(run.threads),
-                       run.cycle, *(run.files or [PLACEHOLDER])])
+    return shlex.join(fuzzer_argv(run, FUZZER, "run", str(run.seed), str(run.seconds),
+                                  str(run.threads)))
 
 
 def start_guest(tc: Toolchain, kernel: KernelBuild, kos: Sequence[Path], cpus: int,

@@ -83,6 +83,26 @@ static const long long sizes[] = { 0, 1, 2, 7, 16, 64, 255, 4095, 4096, 4097, 65
 static const long long offsets[] = { 0, 1, 2, 63, 4095, 4096, 65535, 65536, 1LL << 31,
 				     1LL << 40, LLONG_MAX - 1, LLONG_MAX, -1, -4096, LLONG_MIN };
 
+/* The module's own ioctl commands (RUSTKM_FUZZ_IOCTLS, comma-separated), tried half the time. */
+#define MAX_KNOWN 512
+static uint32_t known[MAX_KNOWN];
+static int nknown;
+
+static void take_known(void)
+{
+	const char *list = getenv("RUSTKM_FUZZ_IOCTLS");
+	char *end;
+
+	while (list && *list && nknown < MAX_KNOWN) {
+		unsigned long cmd = strtoul(list, &end, 0);
+
+		if (end == list)
+			break;
+		known[nknown++] = (uint32_t)cmd;
+		list = *end == ',' ? end + 1 : end;
+	}
+}
+
 static long long pick(uint64_t *s, const long long *from, size_t n)
 {
 	return from[next(s) % n];
@@ -119,9 +139,13 @@ static struct action draw(uint64_t *s)
 		act.a = pick(s, offsets, sizeof(offsets) / sizeof(offsets[0]));
 		act.b = (long long)(next(s) % 6); /* SET CUR END DATA HOLE, and 5: invalid */
 		break;
-	case IOCTL: /* a command near the common ones or at random, and an argument */
-		act.a = (next(s) & 1) ? (long long)(uint32_t)next(s) :
-			(long long)_IOC(next(s) % 4, next(s) % 256, next(s) % 16, next(s) % 256);
+	case IOCTL: /* the module's own commands, one near the common ones, or at random */
+		if (nknown && next(s) % 2)
+			act.a = (long long)known[next(s) % (uint64_t)nknown];
+		else
+			act.a = (next(s) & 1) ? (long long)(uint32_t)next(s) :
+				(long long)_IOC(next(s) % 4, next(s) % 256, next(s) % 16,
+						next(s) % 256);
 		act.b = (long long)(next(s) % 4); /* NULL, a bad pointer, a buffer, a number */
 		break;
 	case POLL:
@@ -406,6 +430,7 @@ int main(int argc, char **argv)
 	sigaction(SIGBUS, &fault, NULL);
 	sigaction(SIGSEGV, &fault, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	take_known();
 	if (argc >= 7 && !strcmp(argv[1], "run"))
 		return run(argc, argv);
 	if (argc >= 7 && !strcmp(argv[1], "plan"))
