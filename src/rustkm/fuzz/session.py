@@ -62,8 +62,9 @@ class FuzzRun:
 def fuzzer_argv(run: FuzzRun, binary: str, *args: str) -> list[str]:
     """The guest fuzzer's command line for `run` (plan and run draw the same operations only
     with the same ioctl commands)."""
-    known = [f"RUSTKM_FUZZ_IOCTLS={','.join(hex(c) for c in run.ioctls)}"] if run.ioctls else []
-    return ["env", *known, binary, *args, run.cycle, *(run.files or [PLACEHOLDER])]
+    known = ["env", f"RUSTKM_FUZZ_IOCTLS={','.join(hex(c) for c in run.ioctls)}"] \
+        if run.ioctls else []
+    return [*known, binary, *args, run.cycle, *(run.files or [PLACEHOLDER])]
 
 
 def progress(console: str) -> tuple[list[int], list[float]]:
