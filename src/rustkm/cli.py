@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import shlex
@@ -190,13 +191,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-load", action="store_true", help="put modules in the VM, do not load")
     _kernel_options(p)
     _vm_options(p)
+    _gdb_option(p)
     p.set_defaults(func=cmd_run)
 
     p = verbs.add_parser("shell", help="an interactive shell in a VM with the modules loaded")
     p.add_argument("modules", nargs="*", type=Path)
     _kernel_options(p)
     _vm_options(p)
+    _gdb_option(p)
     p.set_defaults(func=cmd_shell)
+
+    p = verbs.add_parser("debug", help="gdb on a VM with the modules loaded (debug lane): "
+                                       "their symbols at their load addresses; -- CMD runs "
+                                       "in the guest meanwhile")
+    p.add_argument("modules", nargs="*", type=Path, help="module folders to build and load")
+    p.add_argument("--gdb-batch", type=Path, metavar="FILE",
+                   help="run this gdb script without a terminal, print its output, detach")
+    _kernel_options(p)
+    _vm_options(p)
+    p.set_defaults(func=cmd_debug)
 
     p = verbs.add_parser("demo", help="everything from scratch, then a fact from /dev/printerfact")
     p.add_argument("--kernel", dest="lane", metavar="LANE",
@@ -378,6 +391,12 @@ def _module_trees(dirs: list[Path]) -> list[Path]:
     return found
 
 
+def _gdb_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gdb", action="store_true",
+                   help="start QEMU's gdb stub and print the gdb command that attaches, with "
+                        "the modules' symbols (needs a kernel with debug info: --kernel debug)")
+
+
 def _relative(folder: Path, root: Path) -> str:
     try:
         return str(folder.resolve().relative_to(root))
@@ -418,10 +437,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_device_syntax(args.devices)
     tc, kernel, builds = _build_modules(args, args.modules)
     kos = [ko for b in builds for ko in b.modules]
+    if args.gdb:
+        _gdb_ready(args, tc, kernel)
     with boot(kernel, kos, options=_vm(args), toolchain=tc) as vm:
         if not args.no_load:
             for ko in kos:
                 vm.insmod(ko.stem)
+        if args.gdb:
+            _print_attach(vm, [] if args.no_load else kos, tc=tc, kernel=kernel)
         if not command:
             return 0
         result = vm.run(command, timeout=timeout)
@@ -445,7 +468,58 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
         project, request = _request(args)
         tc, kernel = prepare_kernel(request, project)
-    return interactive_shell(tc, kernel, [ko for b in builds for ko in b.modules], _vm(args))
+    if args.gdb:
+        _gdb_ready(args, tc, kernel)
+    attached = functools.partial(_print_attach, tc=tc, kernel=kernel) if args.gdb else None
+    return interactive_shell(tc, kernel, [ko for b in builds for ko in b.modules], _vm(args),
+                             attached)
+
+
+def _gdb_ready(args: argparse.Namespace, tc, kernel) -> None:  # type: ignore[no-untyped-def]
+    from rustkm.debug import require_debug_info, require_gdb
+
+    require_debug_info(kernel, _lane_name(args))
+    require_gdb(tc)
+
+
+def _lane_name(args: argparse.Namespace) -> str:
+    return str(args.stock or ("debug" if args.debug else os.environ.get("RUSTKM_KERNEL")
+                              or "default"))
+
+
+def _print_attach(vm, kos, tc, kernel) -> None:  # type: ignore[no-untyped-def]
+    from rustkm.debug import attach, how_to_attach
+
+    target = attach(vm, kernel, kos)
+    print(f"rustkm: gdb stub ready; attach with:\n  {how_to_attach(tc, target)}\r",
+          file=sys.stderr)
+
+
+def cmd_debug(args: argparse.Namespace) -> int:
+    from rustkm.debug import run_debug
+    from rustkm.machine import boot
+
+    check_module_folders(args.modules)
+    _check_device_syntax(args.devices)
+    if args.gdb_batch is not None and not args.gdb_batch.is_file():
+        raise RustkmError(f"the gdb script {args.gdb_batch} does not exist")
+    if args.stock is None and not os.environ.get("RUSTKM_KERNEL") and args.debug is None:
+        args.debug = True  # the lane built with debug information
+    if args.modules:
+        tc, kernel, builds = _build_modules(args, args.modules)
+    else:
+        from rustkm.session import prepare_kernel
+
+        project, request = _request(args)
+        (tc, kernel), builds = prepare_kernel(request, project), []
+    _gdb_ready(args, tc, kernel)
+    kos = [ko for b in builds for ko in b.modules]
+    # A guest stopped at a breakpoint is not stuck: its command may wait as long as gdb does.
+    timeout = max(command_timeout(), 3600.0)
+    with boot(kernel, kos, options=_vm(args), toolchain=tc, name="debug") as vm:
+        for ko in kos:
+            vm.insmod(ko.stem)
+        return run_debug(vm, tc, kernel, kos, args.command, args.gdb_batch, timeout)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

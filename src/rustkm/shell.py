@@ -13,11 +13,12 @@ import socket
 import sys
 import termios
 import tty
+from collections.abc import Callable
 from pathlib import Path
 
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild
-from rustkm.machine import boot
+from rustkm.machine import Machine, boot
 from rustkm.toolchain import Toolchain
 from rustkm.vm import VmOptions
 
@@ -26,7 +27,10 @@ _EXITED = b"[rustkm: the guest shell exited]"
 
 
 def interactive_shell(tc: Toolchain, kernel: KernelBuild, modules: list[Path],
-                      options: VmOptions) -> int:
+                      options: VmOptions,
+                      loaded: Callable[[Machine, list[Path]], None] | None = None) -> int:
+    """A shell on the guest's third serial port, bridged to this terminal; `loaded` is called
+    once the modules are in (rustkm shell --gdb prints how to attach gdb there)."""
     if not sys.stdin.isatty():
         raise RustkmError("rustkm shell needs a terminal",
                           hint="use `rustkm run MODULE -- COMMAND` from scripts")
@@ -34,6 +38,8 @@ def interactive_shell(tc: Toolchain, kernel: KernelBuild, modules: list[Path],
     with boot(kernel, modules, options=options, toolchain=tc, name="shell") as vm:
         for ko in modules:
             vm.insmod(ko.stem)
+        if loaded is not None:
+            loaded(vm, modules)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(str(vm.workdir / "shell.sock"))
         vm.succeed("stty -F /dev/ttyS2 sane; (setsid -c sh -i < /dev/ttyS2 > /dev/ttyS2 2>&1; "

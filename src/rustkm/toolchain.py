@@ -26,6 +26,9 @@ PACKAGES = (  # noqa: SIM905 (a split string keeps the comments per group)
     "make flex bison bc libelf-dev libssl-dev cpio python3 kmod xz-utils gcc libc6-dev ccache "
     # The guest: QEMU and a static busybox for the initramfs.
     "qemu-system-x86 busybox-static "
+    # rustkm debug and --gdb: gdb on the guest's gdb stub (with Python, for the kernel's
+    # gdb scripts).
+    "gdb "
     # apt can fetch the kernel source package from inside.
     "ca-certificates"
 ).split()

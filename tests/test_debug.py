@@ -1,0 +1,116 @@
+"""rustkm debug and --gdb: QEMU's gdb stub, gdb with vmlinux and the modules' symbols at
+their load addresses. The gdb test needs a kernel with debug information (the debug lane);
+the refusals run anywhere."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rustkm.debug import (
+    GdbTarget,
+    gdb_argv,
+    gdb_script,
+    has_debug_info,
+    require_debug_info,
+    require_gdb,
+)
+from rustkm.errors import RustkmError
+from rustkm.kernel.build import KernelBuild
+from rustkm.toolchain import Toolchain
+
+ROOT = Path(__file__).parents[1]
+
+
+def _kernel(tmp_path: Path, config: str, image_path: str = "") -> KernelBuild:
+    (tmp_path / ".config").write_text(config)
+    return KernelBuild(build_dir=tmp_path, release="7.2.12", key="k", toolchain="t",
+                       source=None, fragments=(), image_path=image_path)  # type: ignore[arg-type]
+
+
+def test_the_script_places_every_section_of_every_module(tmp_path):
+    kernel = _kernel(tmp_path, "CONFIG_DEBUG_INFO=y\n")
+    (tmp_path / "vmlinux-gdb.py").write_text("")
+    text = gdb_script(Path("/tmp/x/gdb.sock"), kernel,
+                      [(Path("/m/printerfact.ko"), {".text": 0xffffffffc0000000,
+                                                     ".data": 0xffffffffc0002000})],
+                      Path("/tmp/x/attach.attached"))
+    lines = text.splitlines()
+    assert "target remote /tmp/x/gdb.sock" in lines
+    assert f"source {tmp_path}/vmlinux-gdb.py" in lines
+    assert ("add-symbol-file /m/printerfact.ko -s .text 0xffffffffc0000000 "
+            "-s .data 0xffffffffc0002000") in lines
+    assert lines[-1] == "shell touch /tmp/x/attach.attached"  # after the symbols are read
+
+
+def test_a_batch_script_runs_after_the_attach_script_then_gdb_detaches():
+    target = GdbTarget(Path("/s"), Path("/b/vmlinux"), Path("/w/attach.gdb"))
+    argv = gdb_argv(target, Path("/u/break.gdb"))
+    assert argv[argv.index("-batch"):] == ["-batch", "-x", "/w/attach.gdb", "-x",
+                                          "/u/break.gdb", "-ex", "detach", "/b/vmlinux"]
+    assert "-batch" not in gdb_argv(target, None)
+
+
+def test_a_kernel_without_debug_information_is_refused_naming_the_option_and_lane(tmp_path):
+    with pytest.raises(RustkmError, match="CONFIG_DEBUG_INFO is not set") as caught:
+        require_debug_info(_kernel(tmp_path, "CONFIG_RUST=y\n"), "default")
+    assert "--kernel debug" in (caught.value.hint or "")
+    with pytest.raises(RustkmError, match="stock kernel"):
+        require_debug_info(_kernel(tmp_path, "CONFIG_DEBUG_INFO=y\n", "/boot/vmlinuz"),
+                           "debian:latest")
+    require_debug_info(_kernel(tmp_path, "CONFIG_DEBUG_INFO=y\n"), "debug")
+
+
+def test_gdb_missing_names_the_package():
+    host = Toolchain(name="host", root=None)
+    if shutil.which("gdb"):
+        require_gdb(host)
+        return
+    with pytest.raises(RustkmError, match="gdb is not in the toolchain") as caught:
+        require_gdb(host)
+    assert "gdb" in (caught.value.hint or "")
+
+
+def test_run_gdb_on_a_kernel_without_debug_information_stops_before_booting(kernel):
+    if has_debug_info(kernel):
+        pytest.skip("this lane's kernel has debug information")
+    result = subprocess.run([sys.executable, "-m", "rustkm.cli", "run", "--gdb",
+                             "kmods/printerfact", "--", "true"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600, check=False)
+    assert result.returncode == 1
+    out = result.stdout + result.stderr
+    assert "no debug information" in out or "stock kernel" in out, out
+    assert "booting" not in out
+
+
+BREAK_IN_READ = """\
+rbreak ^printerfact::.*read_iter
+continue
+bt
+"""
+
+
+def test_gdb_batch_breaks_in_printerfacts_read_and_names_the_rust_function(kernel, tmp_path):
+    if not has_debug_info(kernel):
+        pytest.skip("needs a kernel with debug information: the debug lane "
+                    "(RUSTKM_DEBUG_KERNEL=1)")
+    script = tmp_path / "break.gdb"
+    script.write_text(BREAK_IN_READ)
+    result = subprocess.run(
+        [sys.executable, "-m", "rustkm.cli", "debug", "kmods/printerfact", "--gdb-batch",
+         str(script), "--", "head -c 200 /dev/printerfact"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
+        env={**os.environ, "RUSTKM_DEBUG_KERNEL": "1"})
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    frames = [line for line in out.splitlines() if line.startswith("#")]
+    # The breakpoint was hit in the module's Rust function, and gdb names it.
+    assert frames and "printerfact" in frames[0] and "read_iter" in frames[0], out
+    assert "Breakpoint" in out
+    # The command ran to the end once gdb detached: the fact came out.
+    assert "exited 0" in out and len(result.stdout.strip()) > 0, out
