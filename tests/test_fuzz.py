@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from rustkm.fuzz.discover import new_files
 from rustkm.fuzz.minimize import delta_debug, shortest_prefix
-from rustkm.fuzz.session import progress
+from rustkm.fuzz.session import coverage, progress
 
 ROOT = Path(__file__).parents[1]
 
@@ -29,6 +30,16 @@ def test_progress_lines_give_each_threads_count_and_rate():
                "[ 6.1] rustkm-fuzz: ops 0=350 1=91\n[ 6.3] BUG: something\n")
     assert progress(console) == ([350, 91], [250.0, 1.0])
     assert progress("nothing yet") == ([], [])
+
+
+def test_coverage_comes_from_the_final_line_else_the_last_progress_line():
+    console = ("[    3.1] rustkm-fuzz: ops 0=10 1=12 cov=40\n"
+               "[    4.1] rustkm-fuzz: ops 0=20 1=25 cov=57\n")
+    assert progress(console)[0] == [20, 25]  # the counts are read as before
+    assert coverage(console) == 57
+    assert coverage(console + "rustkm-fuzz: coverage 61\n") == 61
+    assert coverage("rustkm-fuzz: ops 0=1 1=2\nrustkm-fuzz: coverage off (no "
+                    "/sys/kernel/debug/kcov)\n") is None
 
 
 def test_new_files_are_the_modules_and_not_the_kernels_bookkeeping():
@@ -74,6 +85,13 @@ def test_printerfact_runs_clean_and_says_what_it_hammered(kernel, tmp_path):
     summary = next(line for line in done.stderr.splitlines() if line.startswith("fuzz: ") and
                    " operations in " in line)
     assert int(summary.split()[1]) > 1000, summary  # thousands of operations in 15 s
+    # A progress line while it ran, and coverage where the kernel has KCOV (the debug lane).
+    assert "no finding yet" in done.stderr
+    if "CONFIG_KCOV=y" in kernel.config.read_text().splitlines():
+        measured = re.search(r"coverage: (\d+) distinct program counters", done.stderr)
+        assert measured and int(measured.group(1)) > 20, done.stderr[-3000:]
+    else:
+        assert "coverage: not measured" in done.stderr
 
 
 def test_a_planted_bug_is_caught_minimized_replayed_and_kept_as_a_test(kernel, tmp_path):

@@ -65,7 +65,7 @@ def build_module(tc: Toolchain, kernel: KernelBuild, folder: Path,
     probes = present_probes(tc, kernel, read_module_file(folder).probes)
     rustflags = " ".join([krustflags(kernel.source.version), *(f"--cfg {c}" for c in probes)])
     argv = ["make", "-C", str(kernel.build_dir), f"M={folder}", f"MO={output}",
-            *kernel.module_make_args(), f"KRUSTFLAGS={rustflags}",
+            *kernel.module_make_args(), f"KRUSTFLAGS={rustflags}", *_kcov(kernel),
             *(["CLIPPY=1"] if clippy else [])]
     if clippy:
         # Recompile so that clippy sees every file, not only the ones that changed.
@@ -92,6 +92,16 @@ def build_module(tc: Toolchain, kernel: KernelBuild, folder: Path,
             raise RustkmError(f"make succeeded but {module.name} was not produced",
                               details=(proc.stdout or "")[-2000:])
     return ModuleBuild(folder, output, modules)
+
+
+def _kcov(kernel: KernelBuild) -> list[str]:
+    """On a kernel with KCOV (the debug lane), the module's C and Rust objects are instrumented
+    (Kbuild leaves modules out unless asked), so that `rustkm fuzz` measures its coverage."""
+    try:
+        config = kernel.config.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    return ["KCOV_INSTRUMENT=y"] if "CONFIG_KCOV=y" in config else []
 
 
 def _project_root(folder: Path) -> Path:

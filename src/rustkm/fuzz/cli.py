@@ -139,6 +139,10 @@ def _summary(run: FuzzRun) -> None:
     if run.per_op:
         console.print("  " + ", ".join(f"{name} {count}" for name, count in run.per_op.items()),
                       highlight=False)
+    console.print(f"  coverage: {run.coverage} distinct program counters in the modules (KCOV)"
+                  if run.coverage is not None else
+                  "  coverage: not measured (this kernel has no KCOV; the debug lane has it)",
+                  highlight=False)
     if run.blocked:
         console.print(f"  {run.blocked} thread(s) were still in a call when the time was up "
                       "(a read or poll that waits: not a finding)", highlight=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import threading
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -15,6 +16,7 @@ from pathlib import Path
 from rustkm.fuzz.discover import listing, new_files
 from rustkm.guest_tools import cached_tool
 from rustkm.kernel.build import KernelBuild
+from rustkm.log import say
 from rustkm.machine import KernelTrouble, Machine, boot
 from rustkm.toolchain import Toolchain
 from rustkm.vm import VmOptions
@@ -23,6 +25,8 @@ FUZZER = "/bin/rustkm-fuzz"
 GUEST_MODULES = "/lib/modules/rustkm"
 # "rustkm-fuzz: ops 0=123 1=456": the fuzzer's progress, once a second, on the console.
 _PROGRESS = re.compile(r"rustkm-fuzz: (?:done )?ops((?: \d+=\d+)+)")
+_COVERAGE = re.compile(r"rustkm-fuzz: (?:done )?ops(?: \d+=\d+)+ cov=(\d+)")
+_COVERAGE_DONE = re.compile(r"^rustkm-fuzz: coverage (\d+)$", re.MULTILINE)
 _PER_OP = re.compile(r"^rustkm-fuzz: (open|close|read|write|pread|pwrite|seek|ioctl|poll|mmap|"
                      r"cycle) (\d+)$", re.MULTILINE)
 PLACEHOLDER = "/dev/null"  # the file list of a module that created none
@@ -57,6 +61,7 @@ class FuzzRun:
     finding: Finding | None = None
     blocked: int = 0  # threads still in a call when the time was up
     ioctls: list[int] = field(default_factory=list)  # the modules' own ioctl commands
+    coverage: int | None = None  # distinct module PCs reached (KCOV); None: not measured
 
 
 def fuzzer_argv(run: FuzzRun, binary: str, *args: str) -> list[str]:
@@ -98,13 +103,56 @@ def load_and_discover(vm: Machine, kos: Sequence[Path]) -> list[str]:
     return new_files(before, listing(vm), [ko.stem for ko in kos])
 
 
-def fuzz_once(vm: Machine, run: FuzzRun) -> FuzzRun:
+def coverage(text: str) -> int | None:
+    """The distinct module PCs the fuzzer saw (KCOV): its final line, else its last progress
+    line; None where the kernel has no KCOV."""
+    if final := _COVERAGE_DONE.search(text):
+        return int(final.group(1))
+    found = _COVERAGE.findall(text)
+    return int(found[-1]) if found else None
+
+
+def _run_with_progress(vm: Machine, run: FuzzRun, mark: int, every: float = 5.0) -> str:
+    """The fuzzer's run, with a progress line every `every` seconds from its console lines:
+    time, operations and their rate, files, coverage."""
+    outcome: list[str | BaseException] = []
+
+    def guest() -> None:
+        try:
+            outcome.append(vm.succeed(fuzz_command(run), timeout=run.seconds + 90))
+        except BaseException as e:  # noqa: BLE001 (raised again on the calling thread)
+            outcome.append(e)
+
+    thread = threading.Thread(target=guest, name="rustkm-fuzz", daemon=True)
+    started = time.monotonic()
+    thread.start()
+    while thread.is_alive():
+        thread.join(every)
+        if thread.is_alive():
+            text = vm.console_log[mark:]
+            counts, _ = progress(text)
+            elapsed = time.monotonic() - started
+            total = sum(counts)
+            cov = coverage(text)
+            say(f"fuzz: {elapsed:.0f}/{run.seconds} s, {total} ops ({total / elapsed:.0f}/s), "
+                f"{len(run.files)} file(s), "
+                f"{'coverage ' + str(cov) + ' PCs' if cov is not None else 'no coverage'}, "
+                "no finding yet")
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def fuzz_once(vm: Machine, run: FuzzRun, live: bool = True) -> FuzzRun:
     """Run the fuzzer in `vm` (modules loaded); a kernel report becomes run.finding."""
     mark = len(vm.console_log)
     started = time.monotonic()
     try:
-        out = vm.succeed(fuzz_command(run), timeout=run.seconds + 90)
+        out = _run_with_progress(vm, run, mark) if live else \
+            vm.succeed(fuzz_command(run), timeout=run.seconds + 90)
     except KernelTrouble as e:
+        run.coverage = coverage(vm.console_log[mark:])
         run.wall = time.monotonic() - started
         counts, rate = progress(vm.console_log[mark:])
         troubles = e.troubles
@@ -117,6 +165,7 @@ def fuzz_once(vm: Machine, run: FuzzRun) -> FuzzRun:
     run.per_op = {m.group(1): int(m.group(2)) for m in _PER_OP.finditer(out)}
     blocked = re.search(r"blocked threads (\d+)", out)
     run.blocked = int(blocked.group(1)) if blocked else 0
+    run.coverage = coverage(out)
     return run
 
 
