@@ -201,6 +201,11 @@ def _parser() -> argparse.ArgumentParser:
     _gdb_option(p)
     p.set_defaults(func=cmd_shell)
 
+    p = verbs.add_parser("attach", help="this terminal on a kept guest's shell socket "
+                                        "(pytest --rustkm-keep-on-failure prints it)")
+    p.add_argument("socket", type=Path)
+    p.set_defaults(func=cmd_attach)
+
     p = verbs.add_parser("debug", help="gdb on a VM with the modules loaded (debug lane): "
                                        "their symbols at their load addresses; -- CMD runs "
                                        "in the guest meanwhile")
@@ -493,6 +498,12 @@ def _print_attach(vm, kos, tc, kernel) -> None:  # type: ignore[no-untyped-def]
     target = attach(vm, kernel, kos)
     print(f"rustkm: gdb stub ready; attach with:\n  {how_to_attach(tc, target)}\r",
           file=sys.stderr)
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from rustkm.shell import attach
+
+    return attach(args.socket)
 
 
 def cmd_debug(args: argparse.Namespace) -> int:

@@ -231,6 +231,11 @@ class Machine:
                 self._console.join()
             self._qemu = None
 
+    @property
+    def running(self) -> bool:
+        """Whether this guest's QEMU is up."""
+        return self._qemu is not None and self._qemu.alive()
+
     def close(self) -> None:
         """Kill QEMU (the guest is throwaway) and check the console one last time; raises
         KernelTrouble for trouble found there."""

@@ -14,12 +14,14 @@ test is attached to its report.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 import re
 from collections.abc import Generator, Iterator
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -31,7 +33,14 @@ from rustkm.module import ModuleBuild, build_module
 from rustkm.toolchain import Toolchain
 from rustkm.vm import VmOptions
 
+if TYPE_CHECKING:
+    from rustkm.keep import Kept
+
 _built: dict[tuple[str, Path], ModuleBuild] = {}
+_MODULES = pytest.StashKey[list[Path]]()
+_KEPT = pytest.StashKey["Kept"]()
+_STACK = pytest.StashKey[ExitStack]()
+_kept: list[Kept] = []  # failed tests' guests kept up (--rustkm-keep-on-failure)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,10 +51,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "several, each VM test runs once per lane, the lane in its id")
     group.addoption("--rustkm-debug", action="store_true", default=False,
                     help="test on the debug kernel: KASAN, lockdep (as RUSTKM_DEBUG_KERNEL=1)")
+    group.addoption("--rustkm-keep-on-failure", action="store_true", default=False,
+                    help="keep a failed test's VM up: its report says how to attach a shell "
+                         "or gdb; a REPL opens at the end of the session (not with -n, not "
+                         "in CI)")
+    group.addoption("--rustkm-keep-minutes", type=float, default=15.0, metavar="MINUTES",
+                    help="how long kept VMs stay up after the session (default 15)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     from rustkm.kunit import pytest_items  # KUnit cases of module folders, one item each
+
+    if config.getoption("rustkm_keep_on_failure"):
+        from rustkm.keep import refusal
+
+        why = refusal(getattr(config.option, "numprocesses", None),
+                      hasattr(config, "workerinput"), dict(os.environ))
+        if why:
+            raise pytest.UsageError(why)
 
     config.pluginmanager.register(pytest_items, "rustkm-kunit")
     config.addinivalue_line("markers", "rustkm_lanes(skip={pattern: reason}): the kernel "
@@ -177,9 +200,23 @@ def vm(request: pytest.FixtureRequest,
         raise pytest.UsageError(f"unknown rustkm marker options: {', '.join(settings)}")
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]
     logs = Path(str(request.config.rootpath)) / ".pytest_cache" / "rustkm" / f"{name}.log"
-    with boot(kernel, build_modules(rustkm_kernel, folders), files=files, options=options,
-              toolchain=tc, name="machine", keep_logs=logs) as machine:
+    keeping = bool(request.config.getoption("rustkm_keep_on_failure"))
+    if keeping:
+        options = dataclasses.replace(options, shell_port=True)  # for `rustkm attach`
+    kos = build_modules(rustkm_kernel, folders)
+    stack = ExitStack()
+    request.node.stash[_MODULES] = kos
+    request.node.stash[_STACK] = stack
+    try:
+        machine = stack.enter_context(boot(kernel, kos, files=files, options=options,
+                                           toolchain=tc, name="machine", keep_logs=logs))
         yield machine
+    finally:
+        kept = request.node.stash.get(_KEPT, None)
+        if kept is not None:
+            _kept.append(kept)  # stopped at the end of the session (rustkm.keep.hold)
+        else:
+            stack.close()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -192,6 +229,35 @@ def pytest_runtest_makereport(item: pytest.Item,
         report.user_properties.append(("rustkm_boot", machine.boot_how))
     if report.failed and isinstance(machine, Machine):
         report.sections.append(("rustkm guest console", printable(machine.console_log[-20000:])))
+    if report.when == "call" and report.failed and isinstance(machine, Machine) and \
+            item.config.getoption("rustkm_keep_on_failure") and machine.running:
+        _keep_guest(item, machine, report)
+
+
+def _keep_guest(item: pytest.Item, machine: Machine, report: pytest.TestReport) -> None:
+    from rustkm.keep import keep
+
+    stack = item.stash[_STACK]
+    tc, kernel = item.funcargs["rustkm_kernel"]  # type: ignore[attr-defined]
+    try:
+        kept = keep(item.nodeid, machine, stack, tc, kernel, item.stash.get(_MODULES, []))
+    except RustkmError as e:
+        report.sections.append(("rustkm kept guest", f"could not keep the guest: {e.message}"))
+        return
+    item.stash[_KEPT] = kept
+    report.sections.append(("rustkm kept guest", "\n".join(kept.lines)))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Kept guests: after the summary, a REPL (in a terminal) or a wait, then they stop."""
+    if not _kept:
+        return
+    from rustkm.keep import hold
+
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        capture.suspend_global_capture(in_=True)
+    hold(_kept, config.getoption("rustkm_keep_minutes"), os.isatty(0))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

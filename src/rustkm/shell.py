@@ -23,7 +23,7 @@ from rustkm.toolchain import Toolchain
 from rustkm.vm import VmOptions
 
 _ESCAPE = b"\x1d"  # Ctrl-]
-_EXITED = b"[rustkm: the guest shell exited]"
+EXITED = b"[rustkm: the guest shell exited]"
 
 
 def interactive_shell(tc: Toolchain, kernel: KernelBuild, modules: list[Path],
@@ -43,14 +43,14 @@ def interactive_shell(tc: Toolchain, kernel: KernelBuild, modules: list[Path],
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(str(vm.workdir / "shell.sock"))
         vm.succeed("stty -F /dev/ttyS2 sane; (setsid -c sh -i < /dev/ttyS2 > /dev/ttyS2 2>&1; "
-                   f"echo '{_EXITED.decode()}' > /dev/ttyS2) > /dev/null 2>&1 &")
+                   f"echo '{EXITED.decode()}' > /dev/ttyS2) > /dev/null 2>&1 &")
         print(f"rustkm: a shell in the guest ({', '.join(m.stem for m in modules) or 'no'} "
               "modules loaded); Ctrl-] or `exit` leaves\r", file=sys.stderr)
-        _bridge(sock)
+        bridge(sock)
     return 0
 
 
-def _bridge(sock: socket.socket) -> None:
+def bridge(sock: socket.socket) -> None:
     stdin = sys.stdin.fileno()
     saved = termios.tcgetattr(stdin)
     tty.setraw(stdin)
@@ -68,8 +68,26 @@ def _bridge(sock: socket.socket) -> None:
                 if not data:
                     return
                 os.write(sys.stdout.fileno(), data)
-                recent = (recent + data)[-2 * len(_EXITED):]
-                if _EXITED in recent:
+                recent = (recent + data)[-2 * len(EXITED):]
+                if EXITED in recent:
                     return
     finally:
         termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+
+
+def attach(path: Path) -> int:
+    """`rustkm attach SOCKET`: this terminal on a guest shell's socket (a kept guest's)."""
+    if not sys.stdin.isatty():
+        raise RustkmError("rustkm attach needs a terminal")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(path))
+    except OSError as e:
+        raise RustkmError(f"cannot attach to {path}: {e.strerror}",
+                          hint="the guest may have been stopped (its session ended or its "
+                               "keep time ran out)") from None
+    print("rustkm: attached; Ctrl-] leaves (the shell stays), `exit` ends this shell\r",
+          file=sys.stderr)
+    sock.sendall(b"\n")  # a fresh prompt
+    bridge(sock)
+    return 0
