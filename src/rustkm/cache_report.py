@@ -4,7 +4,6 @@ kernel someone is building (its lock is held), the toolchain, the pinned kernel 
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import time
@@ -16,8 +15,6 @@ from filelock import FileLock, Timeout
 
 from rustkm import snapshot
 from rustkm.cache import cache_root
-from rustkm.errors import RustkmError
-from rustkm.log import say
 from rustkm.toolchain import store_dir
 
 
@@ -69,7 +66,7 @@ def entries() -> Iterator[Entry]:
                     True)
 
 
-def _human(size: int) -> str:
+def human_size(size: int) -> str:
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":
@@ -78,7 +75,7 @@ def _human(size: int) -> str:
     return f"{value:.1f} GiB"
 
 
-def _age(when: float) -> str:
+def last_use_age(when: float) -> str:
     seconds = max(0.0, time.time() - when)
     for unit, length in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= length:
@@ -86,18 +83,7 @@ def _age(when: float) -> str:
     return "just now"
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    total = 0
-    print(f"{'kind':20} {'size':>10} {'last use':>12}  path")
-    for entry in entries():
-        total += entry.size
-        print(f"{entry.kind:20} {_human(entry.size):>10} {_age(entry.last_use):>12}  "
-              f"{entry.path}")
-    print(f"{'total':20} {_human(total):>10}")
-    return 0
-
-
-def _remove(entry: Entry) -> bool:
+def remove_entry(entry: Entry) -> bool:
     """Remove one entry unless something uses it right now."""
     if entry.kind == "snapshot":
         return snapshot.discard(snapshot.Snapshot(entry.path.name, entry.path))
@@ -114,36 +100,3 @@ def _remove(entry: Entry) -> bool:
         return True
     finally:
         lock.release()
-
-
-def cmd_clean(args: argparse.Namespace) -> int:
-    if args.older_than is not None and args.older_than < 0:
-        raise RustkmError("--older-than takes a number of days, 0 or more")
-    cutoff = time.time() - (args.older_than or 0) * 86400
-    freed = 0
-    for entry in entries():
-        if not entry.regenerable or entry.last_use > cutoff:
-            continue
-        if args.dry_run:
-            say(f"would remove {entry.kind} {entry.path} ({_human(entry.size)})")
-            freed += entry.size
-        elif _remove(entry):
-            say(f"removed {entry.kind} {entry.path} ({_human(entry.size)})")
-            freed += entry.size
-        else:
-            say(f"kept {entry.kind} {entry.path}: in use right now")
-    say(f"{'would free' if args.dry_run else 'freed'} {_human(freed)}")
-    return 0
-
-
-def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = verbs.add_parser("cache", help="what the cache holds; `cache clean` frees space")
-    p.set_defaults(func=cmd_list)
-    actions = p.add_subparsers(metavar="ACTION")
-    clean = actions.add_parser("clean", help="remove what can be made again and is not in use "
-                                             "(snapshots, initramfs images, guest programs, "
-                                             "downloaded packages)")
-    clean.add_argument("--older-than", type=float, metavar="DAYS",
-                       help="only what was last used more than DAYS days ago")
-    clean.add_argument("--dry-run", action="store_true", help="say what would go")
-    clean.set_defaults(func=cmd_clean)

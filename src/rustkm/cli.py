@@ -227,18 +227,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="e.g. -k EXPR -x kmods/hello")
     p.set_defaults(func=cmd_test)
 
-    from rustkm.export import register as _export
-    from rustkm.modcheck import register as _check
-    from rustkm.scaffold import register as _new
+    # The other verbs, each in its module of the command-line layer (rustkm.commands); the
+    # order is that of `rustkm --help`.
+    from rustkm.commands import cache, check, doctor, export, fuzz, kunit, new, repl
 
-    _export(verbs)
-    _new(verbs)
-    _check(verbs)
-    from rustkm.cache_report import register as _cache; _cache(verbs)  # noqa: I001
-    from rustkm.doctor import register as _doctor; _doctor(verbs)  # noqa: I001
-    from rustkm.kunit.cli import register as _kunit; _kunit(verbs)  # noqa: I001
-    from rustkm.repl import register as _repl; _repl(verbs)  # noqa: I001
-    from rustkm.fuzz.cli import register as _fuzz; _fuzz(verbs)  # noqa: I001
+    for verb in (export, new, check, cache, doctor, kunit, repl, fuzz):
+        verb.register(verbs)
     return parser
 
 

@@ -8,7 +8,6 @@ module refers to carry a hash of it, so such a module would not load).
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import tarfile
@@ -17,7 +16,7 @@ from pathlib import Path
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild
 from rustkm.kernel.config import parse_config
-from rustkm.log import say, step
+from rustkm.log import step
 
 # What an out-of-tree build reads from the source tree (not the .c files of the kernel).
 _SOURCE_PARTS = ("Makefile", "Kbuild", "Kconfig", "scripts", "include", "rust", "arch/x86")
@@ -100,28 +99,3 @@ def tarball(folder: Path) -> Path:
     with step(f"packing {target.name}"), tarfile.open(target, "w:gz") as tar:
         tar.add(folder, arcname=folder.name)
     return target
-
-
-def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = verbs.add_parser("export", help="the kernel's module-build metadata as a folder for "
-                                        "plain `make -C DIR/build M=$PWD`")
-    p.add_argument("out", type=Path)
-    p.add_argument("--kernel", dest="stock", metavar="LANE",
-                   help="the kernel lane (default: the project's self-built kernel)")
-    p.add_argument("--tar", action="store_true", help="also pack OUT.tar.gz")
-    p.set_defaults(func=_cmd)
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    from rustkm.project import find_project
-    from rustkm.session import KernelRequest, prepare_kernel
-
-    out = check_destination(args.out, args.tar)  # before the kernel, which may take minutes
-    project = find_project()
-    tc, build = prepare_kernel(KernelRequest.from_project(project, stock=args.stock), project)
-    out = export_metadata(build, out, tc.versions())
-    say(f"done: make -C {out / 'build'} M=$PWD  (with {build.release}'s toolchain, see "
-        f"{out / 'TOOLCHAIN'})")
-    if args.tar:
-        say(f"packed: {tarball(out)}")
-    return 0

@@ -3,13 +3,11 @@ loader's own terms (kernel/module/main.c: elf_validity_ehdr, check_modinfo, simp
 
 from __future__ import annotations
 
-import argparse
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rustkm.elf import ET_REL, MACHINES, TYPES
-from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild
 from rustkm.kernel.config import parse_config
 from rustkm.modinfo import (
@@ -296,42 +294,3 @@ def print_report(report: CheckReport) -> None:
         print(f"problem: {problem}")
     for note in report.notes:
         print(f"note: {note}")
-
-
-def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = verbs.add_parser("check", help="read a .ko: modinfo, vermagic and unknown symbols "
-                                       "against a kernel")
-    p.add_argument("ko", type=Path)
-    p.add_argument("--kernel", metavar="LANE|BUILD_DIR",
-                   help="a kernel lane or any kernel build folder (default: the project's)")
-    p.add_argument("--debug", action="store_true", default=None,
-                   help="check against the debug-lane kernel")
-    p.set_defaults(func=_cmd)
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    from rustkm.oops import set_demangler
-    from rustkm.toolchain import Toolchain, rootfs_toolchain
-
-    read_module(args.ko)  # a clear error for a bad file before any kernel work
-    kernel: KernelBuild | Path
-    if args.kernel and "/" in args.kernel and not Path(args.kernel).is_dir():
-        raise RustkmError(f"kernel build folder {args.kernel} does not exist",
-                          hint="pass the folder the kernel was built in (rustkm kernel info "
-                               "shows the project's), or debian:RELEASE")
-    if args.kernel and Path(args.kernel).is_dir():
-        kernel = Path(args.kernel)
-        tc = rootfs_toolchain()
-        if tc.root is None or not tc.root.is_dir():
-            tc = Toolchain(name="host", root=None)  # llvm-cxxfilt from PATH, if there
-    else:
-        from rustkm.project import find_project
-        from rustkm.session import KernelRequest, prepare_kernel
-
-        project = find_project()
-        tc, kernel = prepare_kernel(
-            KernelRequest.from_project(project, stock=args.kernel, debug=args.debug), project)
-    set_demangler(tc.wrap(["llvm-cxxfilt"]))
-    report = check(args.ko, kernel)
-    print_report(report)
-    return 1 if report.problems else 0

@@ -3,14 +3,12 @@ rust-project.json so that editors (rust-analyzer) resolve `kernel::`."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
 from typing import Any
 
 from rustkm.errors import RustkmError
-from rustkm.log import say
 from rustkm.module_file import MODULE_FILE
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,54}$")
@@ -187,23 +185,3 @@ def _rebased(value: Any, inside: str, root: Path) -> Any:
     if isinstance(value, str) and (value == inside or value.startswith(inside.rstrip("/") + "/")):
         return str(root / value.lstrip("/"))
     return value
-
-
-def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = verbs.add_parser("new", help="scaffold a module: NAME.rs, Kbuild, a VM test, "
-                                     "rust-project.json")
-    p.add_argument("name")
-    p.add_argument("--dir", type=Path, default=Path("."), help="where to create it")
-    p.add_argument("--author", default="rustkm user")
-    p.add_argument("--no-editor", action="store_true",
-                   help="skip rust-project.json (it needs the kernel build)")
-    p.set_defaults(func=_cmd)
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    folder = scaffold(args.name, args.dir, args.author)
-    say(f"created {folder}")
-    if not args.no_editor:
-        say(f"editor support: {write_rust_project(folder)}")
-    say(f"next: rustkm build {folder} && pytest {folder}")
-    return 0
