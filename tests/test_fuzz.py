@@ -13,9 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rustkm.fuzz import minimize as minimize_mod
 from rustkm.fuzz.discover import new_files
-from rustkm.fuzz.minimize import delta_debug, shortest_prefix
-from rustkm.fuzz.session import coverage, progress
+from rustkm.fuzz.minimize import delta_debug, interleaved, shortest_prefix
+from rustkm.fuzz.session import Finding, FuzzRun, coverage, progress
 
 ROOT = Path(__file__).parents[1]
 
@@ -128,3 +129,25 @@ def test_a_planted_bug_is_caught_minimized_replayed_and_kept_as_a_test(kernel, t
                                                  "if len >= CLASSES * CLASS_BYTES"))
     fixed = regression()
     assert fixed.returncode == 0, fixed.stdout[-3000:]
+
+
+def test_threads_interleaved_keep_each_threads_order_and_spread_evenly():
+    merged = interleaved([["a1", "a2", "a3", "a4"], ["b1", "b2"]])
+    assert merged == ["a1", "a2", "b1", "a3", "a4", "b2"]
+    assert [op for op in merged if op.startswith("a")] == ["a1", "a2", "a3", "a4"]
+
+
+def test_a_finding_that_needs_two_threads_is_cut_from_them_interleaved(monkeypatch):
+    """Thread 0 opens what thread 1 writes to: neither alone triggers, the two in one
+    sequence do, and the cut keeps one operation of each (the plans are the fuzzer's own)."""
+    plans = {0: ["seek 0 0 0 0"] * 50 + ["open 0 3 1 0"] + ["seek 0 0 0 0"] * 49,
+             1: ["read 0 5 1 0"] * 60 + ["write 0 3 4096 0"] + ["read 0 5 1 0"] * 39}
+    monkeypatch.setattr(minimize_mod, "planned", lambda run, thread, count: plans[thread])
+
+    def probe(ops: list[str]) -> bool:
+        return "open 0 3 1 0" in ops and "write 0 3 4096 0" in ops[ops.index("open 0 3 1 0"):]
+
+    run = FuzzRun(["m"], ["/dev/m"], seed=1, seconds=1, threads=2, cycle="-")
+    found = minimize_mod.minimize(run, Finding("Rust panic", "t", "r", [100, 100], [1.0, 1.0]),
+                                  probe, probes=60)
+    assert found == (["open 0 3 1 0", "write 0 3 4096 0"], minimize_mod.ALL_THREADS)

@@ -69,7 +69,7 @@ def _cmd(args: argparse.Namespace) -> int:
 
 def _fuzz(args: argparse.Namespace, tc: Toolchain, kernel: KernelBuild, kos: list[Path],
           seed: int) -> int:
-    from rustkm.fuzz.minimize import minimize
+    from rustkm.fuzz.minimize import ALL_THREADS, minimize
     from rustkm.fuzz.session import (
         GUEST_MODULES,
         FuzzRun,
@@ -114,7 +114,8 @@ def _fuzz(args: argparse.Namespace, tc: Toolchain, kernel: KernelBuild, kos: lis
             ops, thread = found
             (folder / "ops.txt").write_text("\n".join(ops) + "\n")
             test = _write_test(args.dirs[0], run, ops, kos[0].stem)
-            say(f"fuzz: {len(ops)} operation(s) of thread {thread} trigger it; regression "
+            whose = "the threads interleaved" if thread == ALL_THREADS else f"thread {thread}"
+            say(f"fuzz: {len(ops)} operation(s) of {whose} trigger it; regression "
                 f"test: {test}; replay: rustkm fuzz --replay {folder}")
     return 1
 

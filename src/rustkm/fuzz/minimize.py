@@ -70,22 +70,46 @@ def delta_debug(ops: list[str], probe: Probe, budget: list[int]) -> list[str]:
     return ops
 
 
+def interleaved(per_thread: list[list[str]]) -> list[str]:
+    """The threads' operations as one sequence, each thread's in its order and all of them
+    spread as evenly as they ran (operation i of n at i/n): threads share their descriptors,
+    so one may write to a file another opened, which no thread's operations alone repeat."""
+    keyed = [((i + 1) / len(ops), thread, op) for thread, ops in enumerate(per_thread)
+             for i, op in enumerate(ops)]
+    return [op for _, _, op in sorted(keyed, key=lambda k: (k[0], k[1]))]
+
+
+ALL_THREADS = -1  # minimize()'s answer when the threads' operations had to be interleaved
+
+
 def minimize(run: FuzzRun, finding: Finding, probe: Probe,
              probes: int = 40) -> tuple[list[str], int] | None:
-    """The minimized operations and the thread they came from, or None when no thread's
-    operations trigger the finding on their own."""
+    """The minimized operations and the thread they came from (ALL_THREADS: from all of them,
+    interleaved), or None when neither one thread's operations nor all of them in one
+    sequence trigger the finding."""
     budget = [probes]
+    plans: list[list[str]] = []
     for thread, count in candidates(run, finding):
-        if budget[0] <= 0:
-            break
         ops = planned(run, thread, count)
+        plans.append(ops)
+        if budget[0] <= 0:
+            continue
         say(f"fuzz: replaying thread {thread}'s {len(ops)} operations alone")
         budget[0] -= 1
-        if not probe(ops):
-            continue
-        ops = shortest_prefix(ops, probe, budget)
-        say(f"fuzz: the first {len(ops)} operations trigger it; removing what is not needed")
-        ops = delta_debug(ops, probe, budget)
-        say(f"fuzz: minimized to {len(ops)} operation(s) ({probes - budget[0]} guests)")
-        return ops, thread
+        if probe(ops):
+            return _cut(ops, probe, budget, probes), thread
+    if len(plans) > 1 and budget[0] > 0:
+        ops = interleaved(plans)
+        say(f"fuzz: replaying all threads' {len(ops)} operations interleaved in one sequence")
+        budget[0] -= 1
+        if probe(ops):
+            return _cut(ops, probe, budget, probes), ALL_THREADS
     return None
+
+
+def _cut(ops: list[str], probe: Probe, budget: list[int], probes: int) -> list[str]:
+    ops = shortest_prefix(ops, probe, budget)
+    say(f"fuzz: the first {len(ops)} operations trigger it; removing what is not needed")
+    ops = delta_debug(ops, probe, budget)
+    say(f"fuzz: minimized to {len(ops)} operation(s) ({probes - budget[0]} guests)")
+    return ops
