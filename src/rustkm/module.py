@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,8 +96,11 @@ def build_module(tc: Toolchain, kernel: KernelBuild, folder: Path,
 
 
 def _kcov(kernel: KernelBuild) -> list[str]:
-    """On a kernel with KCOV (the debug lane), the module's C and Rust objects are instrumented
-    (Kbuild leaves modules out unless asked), so that `rustkm fuzz` measures its coverage."""
+    """For `rustkm fuzz` (RUSTKM_KCOV=1) on a kernel with KCOV (the debug lane), the module's
+    C and Rust objects are instrumented (Kbuild leaves modules out unless asked), so that the
+    fuzzer measures its coverage; other builds are left as they were."""
+    if os.environ.get("RUSTKM_KCOV") != "1":
+        return []
     try:
         config = kernel.config.read_text(errors="replace").splitlines()
     except OSError:

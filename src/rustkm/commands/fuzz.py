@@ -61,6 +61,7 @@ def _cmd(args: argparse.Namespace) -> int:
     check_module_folders(args.dirs)
     if args.stock is None and not os.environ.get("RUSTKM_KERNEL") and args.debug is None:
         args.debug = True  # the debug lane: KASAN, lockdep, kmemleak see what goes wrong
+    os.environ["RUSTKM_KCOV"] = "1"  # modules instrumented for coverage where KCOV is on
     tc, kernel, builds = _build_modules(args, args.dirs)
     kos = [ko for build in builds for ko in build.modules]
     seed = args.seed if args.seed is not None else random.randrange(1, 2**31)
