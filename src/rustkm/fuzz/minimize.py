@@ -5,7 +5,10 @@ operations up to the crash are known exactly (`rustkm-fuzz plan`, run on the hos
 is static and makes no system call to plan). Each candidate runs alone (`rustkm-fuzz exec`, one
 thread) in a fresh guest; a thread whose operations trigger the same kind of report on their
 own is cut: first to the shortest prefix that does (bisection), then by removing chunks of it,
-halves first (delta debugging), within a budget of guests. A finding that needs two threads
+halves first (delta debugging), within a budget of guests. Before delta debugging, the
+descriptor slice is tried: the last operation (the one the kernel died in) with only what
+made its descriptor (its slot's last open and what touched that slot since), which is one
+guest where delta debugging over hundreds of operations spends dozens. A finding that needs two threads
 racing does not reproduce alone: it is reported as such, with its seed.
 """
 
@@ -70,6 +73,32 @@ def delta_debug(ops: list[str], probe: Probe, budget: list[int]) -> list[str]:
     return ops
 
 
+def _slot(op: str) -> str | None:
+    fields = op.split()
+    return fields[2] if len(fields) == 5 else None
+
+
+def descriptor_slices(ops: list[str]) -> list[list[str]]:
+    """Shorter candidates for `ops` (a prefix whose last operation triggers), smallest first:
+    the last operation alone, with its slot's last open, and with everything done to that
+    slot since that open. Operations name their descriptor by slot (see fuzz.c), so these
+    keep what the triggering call's descriptor went through and drop the rest."""
+    if not ops:
+        return []
+    last, slot = ops[-1], _slot(ops[-1])
+    slices = [[last]]
+    opened = [i for i, op in enumerate(ops[:-1]) if op.startswith("open ") and _slot(op) == slot]
+    if slot is not None and opened:
+        start = opened[-1]
+        slices.append([ops[start], last])
+        slices.append([op for op in ops[start:] if _slot(op) == slot])
+    unique: list[list[str]] = []
+    for candidate in slices:
+        if len(candidate) < len(ops) and candidate not in unique:
+            unique.append(candidate)
+    return unique
+
+
 def interleaved(per_thread: list[list[str]]) -> list[str]:
     """The threads' operations as one sequence, each thread's in its order and all of them
     spread as evenly as they ran (operation i of n at i/n): threads share their descriptors,
@@ -110,6 +139,13 @@ def minimize(run: FuzzRun, finding: Finding, probe: Probe,
 def _cut(ops: list[str], probe: Probe, budget: list[int], probes: int) -> list[str]:
     ops = shortest_prefix(ops, probe, budget)
     say(f"fuzz: the first {len(ops)} operations trigger it; removing what is not needed")
+    for candidate in descriptor_slices(ops):
+        if budget[0] <= 0:
+            break
+        budget[0] -= 1
+        if probe(candidate):
+            ops = candidate
+            break
     ops = delta_debug(ops, probe, budget)
     say(f"fuzz: minimized to {len(ops)} operation(s) ({probes - budget[0]} guests)")
     return ops
