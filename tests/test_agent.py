@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import rustkm.agent as agent_module
 from rustkm.agent import AgentChannel, AgentError, GuestStuck, frame
 from rustkm.guest_tools import guest_tools
 
@@ -231,6 +232,22 @@ def test_a_silent_peer_times_out_as_a_hang():
     with pytest.raises(GuestStuck, match="did not answer") as stuck:
         channel._exchange(b"R", struct.pack(">I", 1) + b"true", "true", 0.5, "a test")
     assert stuck.value.hung and time.monotonic() - start < 20
+
+
+def _late(nonce: int) -> bytes:
+    time.sleep(1.5)  # a guest held at a breakpoint, then let go
+    return frame(b"X", nonce, _done(0, 0, 0))
+
+
+def test_a_guest_held_by_a_debugger_is_waited_for_not_reported_stuck(monkeypatch):
+    monkeypatch.setattr(agent_module, "_TRANSFER_GRACE", 0.2)
+    channel = _lying_peer(_late)
+    with pytest.raises(GuestStuck, match="did not answer"):
+        channel._exchange(b"R", struct.pack(">I", 1) + b"true", "true", 0.3, "a test")
+    held = _lying_peer(_late)
+    held.debugger_may_hold = True
+    result = held._exchange(b"R", struct.pack(">I", 1) + b"true", "true", 0.3, "a test")
+    assert result.status == 0 and result.duration >= 1.0
 
 
 # -- the same attacks in a real guest -----------------------------------------------------------

@@ -92,6 +92,10 @@ class AgentChannel:
         self.boot_nonce = 0
         # Returns a reason to stop waiting (QEMU died, the kernel panicked), or None.
         self._abort = abort
+        # Set once a debugger may hold the guest stopped (gdb's stub is on): a breakpoint is
+        # no stuck guest, so the host's deadlines wait; the agent's own timeouts still run on
+        # the guest's clock, which stops while the guest does.
+        self.debugger_may_hold = False
 
     # -- reading frames -----------------------------------------------------------------
 
@@ -101,7 +105,9 @@ class AgentChannel:
             if reason:
                 raise GuestStuck(f"the guest stopped while {what}: {reason}")
             if time.monotonic() > deadline():
-                raise GuestStuck(f"the guest did not answer while {what}", hung=True)
+                if not self.debugger_may_hold:
+                    raise GuestStuck(f"the guest did not answer while {what}", hung=True)
+                self._last_data = time.monotonic()
             try:
                 chunk = self.sock.recv(max(1 << 20, size - len(self._buffer)))
             except TimeoutError:

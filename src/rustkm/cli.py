@@ -229,9 +229,9 @@ def _parser() -> argparse.ArgumentParser:
 
     # The other verbs, each in its module of the command-line layer (rustkm.commands); the
     # order is that of `rustkm --help`.
-    from rustkm.commands import cache, check, doctor, export, fuzz, kunit, new, repl
+    from rustkm.commands import cache, check, crash, doctor, export, fuzz, kunit, new, repl
 
-    for verb in (export, new, check, cache, doctor, kunit, repl, fuzz):
+    for verb in (export, new, check, cache, doctor, kunit, repl, fuzz, crash):
         verb.register(verbs)
     return parser
 

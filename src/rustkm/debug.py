@@ -79,6 +79,7 @@ def start_stub(vm: Machine) -> Path:
            **{"command-line": f"gdbserver unix:{socket},server=on,wait=off"})
     if not socket.exists():
         raise RustkmError(f"{vm.name}: QEMU did not start its gdb stub at {socket}")
+    vm.debugger_may_hold()
     return socket
 
 

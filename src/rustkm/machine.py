@@ -17,6 +17,16 @@ from typing import TYPE_CHECKING
 from rustkm.accel import choose_accel
 from rustkm.agent import AgentChannel, AgentError, CommandResult, GuestStuck
 from rustkm.console import ConsoleLog
+from rustkm.crash import (
+    CRASH_OPTIONS,
+    FW_CFG_WORD,
+    DumpContext,
+    dumps_wanted,
+    missing_options,
+    save_dump,
+)
+from rustkm.crash import DEVICES as CRASH_DEVICES
+from rustkm.crash import QEMU_ARGS as CRASH_QEMU_ARGS
 from rustkm.devices import check_devices, qemu_device_names, snapshot_obstacle
 from rustkm.errors import RustkmError
 from rustkm.initramfs import GUEST_MODULE_DIR, InitramfsSpec, toolchain_busybox, write_initramfs
@@ -65,6 +75,9 @@ class GuestKernel:
     virtio: bool = False  # the kernel has virtio-pci and virtio-console (built in or below)
     # Modules the guest loads before its agent starts: a stock kernel's own virtio drivers.
     early_modules: tuple[Path, ...] = ()
+    vmlinux: Path | None = None  # with the kernel's debug information, where there is one
+    # What crash dumps need but has not: empty where the kernel can give them (rustkm.crash).
+    crash_missing: tuple[str, ...] = tuple(f"CONFIG_{o}" for o in CRASH_OPTIONS)
 
 
 class Machine:
@@ -89,6 +102,8 @@ class Machine:
         self.snapshot_key = ""  # the snapshot this VM was restored from or saved as
         self._expected: list[str] = []  # trouble kinds the caller expects right now
         self.troubles: list[Trouble] = []
+        self._dumps = False  # pause at a panic and save the memory (rustkm.crash)
+        self.crash_dump: Path | None = None  # the dump folder saved at a panic, if any
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -101,6 +116,7 @@ class Machine:
         baked into the initramfs instead, and the snapshot is keyed by it.
         """
         self.accel = choose_accel(self.tc, self.kernel.image, self.options.accel)
+        self._dumps = dumps_wanted(not self.kernel.crash_missing, list(self.kernel.crash_missing))
         full = replace(self.spec, files=(*self.spec.files, *self.files))
         if not snapshots_enabled():
             self._boot(write_initramfs(full), "cold boot: snapshots are off (RUSTKM_SNAPSHOTS=0)")
@@ -166,7 +182,12 @@ class Machine:
 
     def _qemu_argv(self, initramfs: Path, console_sock: Path, agent_sock: Path) -> list[str]:
         qboot = (self.tc.root or Path("/")) / QBOOT.lstrip("/")
-        return qemu_argv(self.kernel.image, initramfs, self.options, self.accel, console_sock,
+        options = self.options
+        if self._dumps:
+            options = replace(options, devices=(*options.devices, *CRASH_DEVICES),
+                              append=(*options.append, FW_CFG_WORD),
+                              qemu_args=(*options.qemu_args, *CRASH_QEMU_ARGS))
+        return qemu_argv(self.kernel.image, initramfs, options, self.accel, console_sock,
                          agent_sock, QBOOT if qboot.exists() else None,
                          virtio=bool(self.spec.agent_virtio))
 
@@ -223,6 +244,7 @@ class Machine:
 
     def _teardown(self) -> None:
         if self._qmp is not None:
+            self._save_crash_dump()
             self._qmp.close()
             self._qmp = None
         if self._qemu is not None:
@@ -230,6 +252,35 @@ class Machine:
             if self._console is not None:
                 self._console.join()
             self._qemu = None
+
+    def _save_crash_dump(self) -> None:
+        """A guest paused at its panic (pvpanic): its memory goes to a dump folder."""
+        if not self._dumps or self._qmp is None or self._qemu is None or \
+                not self._qemu.alive() or self.crash_dump is not None:
+            return
+        try:
+            status = self._qmp.execute("query-status")
+            if not isinstance(status, dict) or status.get("status") != "guest-panicked":
+                return
+            with self._step("the guest panicked: saving its memory for rustkm crash"):
+                context = DumpContext(self.name, self.kernel.vmlinux, self.kernel.release,
+                                      self.spec.modules)
+                self.crash_dump = save_dump(self._qmp, context, self._console_tail(80))
+            say(f"{self.name}: crash dump saved: rustkm crash {self.crash_dump}")
+        except (RustkmError, OSError) as e:
+            say(f"{self.name}: the guest panicked, but its memory could not be saved: {e}")
+
+    def _dump_hint(self, error: RustkmError) -> RustkmError:
+        if self.crash_dump is not None:
+            error.hint = (f"{error.hint}; " if error.hint else "") + \
+                f"the guest's memory at the panic: rustkm crash {self.crash_dump}"
+        return error
+
+    def debugger_may_hold(self) -> None:
+        """A debugger is attached or may be: while it holds the guest stopped at a breakpoint
+        no request is reported as a stuck guest (the guest's own command timeouts still apply,
+        on its clock)."""
+        self._require_agent().debugger_may_hold = True
 
     @property
     def running(self) -> bool:
@@ -245,6 +296,10 @@ class Machine:
             if self._qemu.alive() and self._console is not None:
                 self._drain_console()
             self._raise_trouble("the test (found at teardown)")
+        except RustkmError as e:
+            self._teardown()  # saves the dump of a guest paused at its panic
+            self._dump_hint(e)
+            raise
         finally:
             self._teardown()
 
@@ -531,10 +586,12 @@ class Machine:
         qemu = self._qemu
         self._teardown()
         if found:
-            raise KernelTrouble(found, repr(command)) from error
-        raise GuestStuck(f"{self.name}: {error.message}",
-                         details=self._console_tail() + "\n" + qemu.stderr_text(),
-                         hint="the VM was torn down; the next one starts fresh") from error
+            raise self._dump_hint(KernelTrouble(found, repr(command))) from error
+        raise self._dump_hint(GuestStuck(f"{self.name}: {error.message}",
+                                         details=self._console_tail() + "\n" +
+                                         qemu.stderr_text(),
+                                         hint="the VM was torn down; the next one starts "
+                                              "fresh")) from error
 
     def _stop_reason(self) -> str | None:
         if self._qemu is not None and not self._qemu.alive():
@@ -668,6 +725,13 @@ def _channel(kernel: GuestKernel) -> str:
     return "virtio" if kernel.virtio and wanted != "serial" else "serial"
 
 
+def _config_text(config: Path) -> str:
+    try:
+        return config.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def _has_virtio(config: Path) -> bool:
     try:
         text = config.read_text()
@@ -696,8 +760,11 @@ def _kernel_image(kernel: object) -> GuestKernel:
             # A distribution's kernel: its own virtio modules go in the initramfs.
             early = _stock_virtio(kernel)
             return GuestKernel(kernel.image, kernel.release,
-                               _has_virtio(kernel.config) or bool(early), early)
-        return GuestKernel(kernel.image, kernel.release, _has_virtio(kernel.config))
+                               _has_virtio(kernel.config) or bool(early), early,
+                               crash_missing=tuple(missing_options(_config_text(kernel.config))))
+        return GuestKernel(kernel.image, kernel.release, _has_virtio(kernel.config),
+                           vmlinux=kernel.vmlinux if kernel.vmlinux.is_file() else None,
+                           crash_missing=tuple(missing_options(_config_text(kernel.config))))
     if isinstance(kernel, (str, Path)):
         path = Path(kernel)
         if not path.is_file():
