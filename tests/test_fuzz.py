@@ -15,7 +15,7 @@ from pathlib import Path
 from rustkm.fuzz import minimize as minimize_mod
 from rustkm.fuzz.discover import new_files
 from rustkm.fuzz.minimize import delta_debug, descriptor_slices, interleaved, shortest_prefix
-from rustkm.fuzz.session import Finding, FuzzRun, coverage, progress
+from rustkm.fuzz.session import Finding, FuzzRun, coverage, kept_inputs, progress
 
 ROOT = Path(__file__).parents[1]
 
@@ -52,6 +52,32 @@ def test_new_files_are_the_modules_and_not_the_kernels_bookkeeping():
         "/dev/printerfact", "/proc/rustkm_file", "/sys/kernel/debug/printerfact/state",
         "/sys/devices/virtual/misc/printerfact/uevent",
         "/sys/module/printerfact/parameters/speed"]
+
+
+def test_kept_inputs_are_read_per_thread_from_the_console():
+    console = ("[ 3.0] rustkm-fuzz: kept 0 0\n[ 3.0] rustkm-fuzz: kept 1 0\n"
+               "[ 3.1] rustkm-fuzz: ops 0=10 1=12 cov=40\n[ 3.2] rustkm-fuzz: kept 0 17\n")
+    assert kept_inputs(console) == {0: [0, 17], 1: [0]}
+    assert kept_inputs("rustkm-fuzz: ops 0=1") == {}
+
+
+def test_a_threads_plan_with_its_kept_inputs_replays_them_and_stays_exact():
+    """The guest fuzzer's own `plan` (run on the host): with no kept inputs it is the plain
+    generator; with kept indices, later operations include the kept ones (as they were or
+    mutated), and the same indices give the same plan every time."""
+    run = FuzzRun(["m"], ["/dev/m", "/proc/m"], seed=5, seconds=1, threads=2, cycle="-")
+    plain = minimize_mod.planned(run, 0, 400)
+    guided = minimize_mod.planned(run, 0, 400, [0, 3])
+    assert guided == minimize_mod.planned(run, 0, 400, [3, 0])  # order given does not matter
+    # Up to the first kept operation nothing differs; from there the corpus is drawn from.
+    assert guided[0] == plain[0] and guided != plain
+    later = guided[4:]
+    # A quarter of the later operations come from the two kept ones: the same operation on
+    # the same file, or the same one with one part redrawn.
+    from_kept = [op for op in later if op.split()[0] in (guided[0].split()[0],
+                                                          guided[3].split()[0])]
+    assert guided[0] in later or guided[3] in later
+    assert len(from_kept) >= len(later) // 8
 
 
 def test_the_minimizer_finds_the_two_operations_that_matter():
@@ -169,7 +195,8 @@ def test_a_finding_that_needs_two_threads_is_cut_from_them_interleaved(monkeypat
     sequence do, and the cut keeps one operation of each (the plans are the fuzzer's own)."""
     plans = {0: ["seek 0 0 0 0"] * 50 + ["open 0 3 1 0"] + ["seek 0 0 0 0"] * 49,
              1: ["read 0 5 1 0"] * 60 + ["write 0 3 4096 0"] + ["read 0 5 1 0"] * 39}
-    monkeypatch.setattr(minimize_mod, "planned", lambda run, thread, count: plans[thread])
+    monkeypatch.setattr(minimize_mod, "planned",
+                        lambda run, thread, count, kept=None: plans[thread])
 
     def probe(ops: list[str]) -> bool:
         return "open 0 3 1 0" in ops and "write 0 3 4096 0" in ops[ops.index("open 0 3 1 0"):]

@@ -141,7 +141,8 @@ def _summary(run: FuzzRun) -> None:
     if run.per_op:
         console.print("  " + ", ".join(f"{name} {count}" for name, count in run.per_op.items()),
                       highlight=False)
-    console.print(f"  coverage: {run.coverage} distinct program counters in the modules (KCOV)"
+    console.print(f"  coverage: {run.coverage} distinct program counters in the modules (KCOV), "
+                  f"{run.kept} input(s) kept for reaching new code"
                   if run.coverage is not None else
                   "  coverage: not measured (this kernel has no KCOV; the debug lane has it)",
                   highlight=False)
@@ -246,6 +247,10 @@ def _replay(args: argparse.Namespace) -> int:
         saved = record["run"]
         finding = saved.pop("finding")
         run = FuzzRun(**saved)
+        if finding:
+            # JSON keys are text: the threads' numbers come back as numbers.
+            finding["kept"] = {int(t): [int(i) for i in indices]
+                               for t, indices in finding.get("kept", {}).items()}
         run.finding = Finding(**finding) if finding else None
         dirs = [Path(d) for d in record["modules"]]
     except (OSError, ValueError, KeyError, TypeError) as e:

@@ -23,9 +23,9 @@ from rustkm.log import say
 Probe = Callable[[list[str]], bool]  # does this operation list trigger the finding?
 
 
-def planned(run: FuzzRun, thread: int, count: int) -> list[str]:
+def planned(run: FuzzRun, thread: int, count: int, kept: list[int] | None = None) -> list[str]:
     out = subprocess.run(fuzzer_argv(run, str(fuzzer_binary()), "plan", str(run.seed),
-                                     str(thread), str(count)),
+                                     str(thread), str(count), kept=kept or ()),
                          capture_output=True, text=True, check=True)
     return out.stdout.splitlines()
 
@@ -119,7 +119,7 @@ def minimize(run: FuzzRun, finding: Finding, probe: Probe,
     budget = [probes]
     plans: list[list[str]] = []
     for thread, count in candidates(run, finding):
-        ops = planned(run, thread, count)
+        ops = planned(run, thread, count, finding.kept.get(thread))
         plans.append(ops)
         if budget[0] <= 0:
             continue

@@ -26,6 +26,8 @@ GUEST_MODULES = "/lib/modules/rustkm"
 # "rustkm-fuzz: ops 0=123 1=456": the fuzzer's progress, once a second, on the console.
 _PROGRESS = re.compile(r"rustkm-fuzz: (?:done )?ops((?: \d+=\d+)+)")
 _COVERAGE = re.compile(r"rustkm-fuzz: (?:done )?ops(?: \d+=\d+)+ cov=(\d+)")
+# "rustkm-fuzz: kept 1 420": thread 1's operation 420 reached new module code and was kept.
+_KEPT = re.compile(r"rustkm-fuzz: kept (\d+) (\d+)")
 _COVERAGE_DONE = re.compile(r"^rustkm-fuzz: coverage (\d+)$", re.MULTILINE)
 _PER_OP = re.compile(r"^rustkm-fuzz: (open|close|read|write|pread|pwrite|seek|ioctl|poll|mmap|"
                      r"cycle) (\d+)$", re.MULTILINE)
@@ -45,6 +47,7 @@ class Finding:
     report: str  # the whole report, demangled
     counts: list[int]  # each thread's operations done at the last progress line
     rate: list[float]  # each thread's operations a second
+    kept: dict[int, list[int]] = field(default_factory=dict)  # thread: indices kept (KCOV)
 
 
 @dataclass
@@ -62,14 +65,25 @@ class FuzzRun:
     blocked: int = 0  # threads still in a call when the time was up
     ioctls: list[int] = field(default_factory=list)  # the modules' own ioctl commands
     coverage: int | None = None  # distinct module PCs reached (KCOV); None: not measured
+    kept: int = 0  # operations kept for reaching new module code (KCOV)
 
 
-def fuzzer_argv(run: FuzzRun, binary: str, *args: str) -> list[str]:
+def fuzzer_argv(run: FuzzRun, binary: str, *args: str, kept: Sequence[int] = ()) -> list[str]:
     """The guest fuzzer's command line for `run` (plan and run draw the same operations only
-    with the same ioctl commands)."""
-    known = ["env", f"RUSTKM_FUZZ_IOCTLS={','.join(hex(c) for c in run.ioctls)}"] \
-        if run.ioctls else []
-    return [*known, binary, *args, run.cycle, *(run.files or [PLACEHOLDER])]
+    with the same ioctl commands; a thread's plan also needs the indices it kept)."""
+    env = [f"RUSTKM_FUZZ_IOCTLS={','.join(hex(c) for c in run.ioctls)}"] if run.ioctls else []
+    if kept:
+        env.append(f"RUSTKM_FUZZ_KEPT={','.join(str(i) for i in sorted(kept))}")
+    return [*(["env", *env] if env else []), binary, *args, run.cycle,
+            *(run.files or [PLACEHOLDER])]
+
+
+def kept_inputs(console: str) -> dict[int, list[int]]:
+    """Each thread's kept operations (their indices), from the fuzzer's console lines."""
+    kept: dict[int, list[int]] = {}
+    for thread, index in _KEPT.findall(console):
+        kept.setdefault(int(thread), []).append(int(index))
+    return kept
 
 
 def progress(console: str) -> tuple[list[int], list[float]]:
@@ -134,10 +148,11 @@ def _run_with_progress(vm: Machine, run: FuzzRun, mark: int, every: float = 5.0)
             elapsed = time.monotonic() - started
             total = sum(counts)
             cov = coverage(text)
+            kept = sum(len(k) for k in kept_inputs(text).values())
             say(f"fuzz: {elapsed:.0f}/{run.seconds} s, {total} ops ({total / elapsed:.0f}/s), "
                 f"{len(run.files)} file(s), "
-                f"{'coverage ' + str(cov) + ' PCs' if cov is not None else 'no coverage'}, "
-                "no finding yet")
+                f"{f'coverage {cov} PCs, {kept} inputs kept' if cov is not None else 'no coverage'}"
+                ", no finding yet")
     result = outcome[0]
     if isinstance(result, BaseException):
         raise result
@@ -157,8 +172,10 @@ def fuzz_once(vm: Machine, run: FuzzRun, live: bool = True) -> FuzzRun:
         counts, rate = progress(vm.console_log[mark:])
         troubles = e.troubles
         run.counts = counts
+        kept = kept_inputs(vm.console_log[mark:])
+        run.kept = sum(len(k) for k in kept.values())
         run.finding = Finding(", ".join(sorted({t.kind for t in troubles})), troubles[0].title,
-                              e.details or e.message, counts, rate)
+                              e.details or e.message, counts, rate, kept)
         return run
     run.wall = time.monotonic() - started
     run.counts, _ = progress(out)
@@ -166,6 +183,7 @@ def fuzz_once(vm: Machine, run: FuzzRun, live: bool = True) -> FuzzRun:
     blocked = re.search(r"blocked threads (\d+)", out)
     run.blocked = int(blocked.group(1)) if blocked else 0
     run.coverage = coverage(out)
+    run.kept = sum(len(k) for k in kept_inputs(vm.console_log[mark:]).values())
     return run
 
 

@@ -15,7 +15,13 @@
  *
  * An operation is "NAME FILE SLOT A B": FILE indexes the file list, SLOT one of eight open
  * descriptors a thread keeps (shared by all threads: one may close a descriptor another is
- * using), A and B its numbers. Generation never depends on results, so a plan is exact.
+ * using), A and B its numbers.
+ *
+ * Coverage guidance: where KCOV traces the module, an operation that reaches module code no
+ * thread had reached is kept in its thread's corpus ("rustkm-fuzz: kept THREAD INDEX" on
+ * /dev/kmsg), and a quarter of that thread's later operations are kept ones, replayed or
+ * mutated. A thread's operations follow from the seed, its number and the indices it kept
+ * alone, so `plan` repeats them exactly when given those indices (RUSTKM_FUZZ_KEPT).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -67,6 +73,7 @@ static int finished; /* threads that have returned */
 #define KCOV_TRACE_PC 0
 #define COVER_WORDS (64 << 10)
 #define SEEN_SLOTS (1 << 17)
+#define MAX_KEPT 128
 static uint64_t seen[SEEN_SLOTS];
 static volatile long long covered;
 static volatile int coverage_on;
@@ -89,9 +96,11 @@ static unsigned long *kcov_start(void)
 	return area; /* the descriptor stays open while the thread traces */
 }
 
-static void cover(const unsigned long *area)
+/* How many of the PCs in `area` no thread had reached before. */
+static long cover(const unsigned long *area)
 {
 	unsigned long n = __atomic_load_n(&area[0], __ATOMIC_RELAXED);
+	long fresh = 0;
 
 	if (n > COVER_WORDS - 1)
 		n = COVER_WORDS - 1;
@@ -107,12 +116,14 @@ static void cover(const unsigned long *area)
 								    __ATOMIC_RELAXED,
 								    __ATOMIC_RELAXED)) {
 				__atomic_add_fetch(&covered, 1, __ATOMIC_RELAXED);
+				fresh++;
 				break;
 			}
 			if (cur == pc)
 				break;
 		}
 	}
+	return fresh;
 }
 
 /* A mapping touched past its end (SIGBUS) or without access (SIGSEGV) is the module's answer,
@@ -166,6 +177,8 @@ static long long pick(uint64_t *s, const long long *from, size_t n)
 	return from[next(s) % n];
 }
 
+static void draw_numbers(uint64_t *s, struct action *act);
+
 static struct action draw(uint64_t *s)
 {
 	struct action act = { 0 };
@@ -178,43 +191,89 @@ static struct action draw(uint64_t *s)
 		roll -= weights[act.op];
 	act.file = (int)(next(s) % (uint64_t)nfiles);
 	act.slot = (int)(next(s) % SLOTS);
-	switch (act.op) {
+	draw_numbers(s, &act);
+	return act;
+}
+
+/* A and B for the operation act->op. */
+static void draw_numbers(uint64_t *s, struct action *act)
+{
+	switch (act->op) {
 	case OPEN: /* access mode and flags */
-		act.a = (long long)(next(s) % 3) | ((next(s) & 1) ? O_NONBLOCK : 0) |
+		act->a = (long long)(next(s) % 3) | ((next(s) & 1) ? O_NONBLOCK : 0) |
 			((next(s) % 4 == 0) ? O_APPEND : 0) | ((next(s) % 6 == 0) ? O_TRUNC : 0);
 		break;
 	case READ:
 	case WRITE:
-		act.a = pick(s, sizes, sizeof(sizes) / sizeof(sizes[0]));
-		act.b = (long long)(next(s) % 6); /* what a write carries */
+		act->a = pick(s, sizes, sizeof(sizes) / sizeof(sizes[0]));
+		act->b = (long long)(next(s) % 6); /* what a write carries */
 		break;
 	case PREAD:
 	case PWRITE:
-		act.a = pick(s, sizes, sizeof(sizes) / sizeof(sizes[0]));
-		act.b = pick(s, offsets, sizeof(offsets) / sizeof(offsets[0]));
+		act->a = pick(s, sizes, sizeof(sizes) / sizeof(sizes[0]));
+		act->b = pick(s, offsets, sizeof(offsets) / sizeof(offsets[0]));
 		break;
 	case SEEK:
-		act.a = pick(s, offsets, sizeof(offsets) / sizeof(offsets[0]));
-		act.b = (long long)(next(s) % 6); /* SET CUR END DATA HOLE, and 5: invalid */
+		act->a = pick(s, offsets, sizeof(offsets) / sizeof(offsets[0]));
+		act->b = (long long)(next(s) % 6); /* SET CUR END DATA HOLE, and 5: invalid */
 		break;
 	case IOCTL: /* the module's own commands, one near the common ones, or at random */
 		if (nknown && next(s) % 2)
-			act.a = (long long)known[next(s) % (uint64_t)nknown];
+			act->a = (long long)known[next(s) % (uint64_t)nknown];
 		else
-			act.a = (next(s) & 1) ? (long long)(uint32_t)next(s) :
+			act->a = (next(s) & 1) ? (long long)(uint32_t)next(s) :
 				(long long)_IOC(next(s) % 4, next(s) % 256, next(s) % 16,
 						next(s) % 256);
-		act.b = (long long)(next(s) % 4); /* NULL, a bad pointer, a buffer, a number */
+		act->b = (long long)(next(s) % 4); /* NULL, a bad pointer, a buffer, a number */
 		break;
 	case POLL:
 	case MMAP:
-		act.a = (long long)(next(s) % 3);
+		act->a = (long long)(next(s) % 3);
+		break;
+	default:
+		break;
+	}
+}
+
+struct corpus {
+	struct action kept[MAX_KEPT];
+	int n;
+};
+
+/* The next operation: a fresh one, or (a quarter of the time, once the thread has kept some)
+ * a kept one as it was, on another descriptor, on another file, or with other numbers. */
+static struct action next_action(uint64_t *s, const struct corpus *c)
+{
+	struct action act;
+
+	if (!c->n || next(s) % 4)
+		return draw(s);
+	act = c->kept[next(s) % (uint64_t)c->n];
+	switch (next(s) % 4) {
+	case 1:
+		act.slot = (int)(next(s) % SLOTS);
+		break;
+	case 2:
+		act.file = (int)(next(s) % (uint64_t)nfiles);
+		break;
+	case 3:
+		draw_numbers(s, &act);
 		break;
 	default:
 		break;
 	}
 	return act;
 }
+
+static int keep(struct corpus *c, const struct action *act)
+{
+	if (c->n >= MAX_KEPT)
+		return 0;
+	c->kept[c->n++] = *act;
+	return 1;
+}
+
+
 
 static void fill(char *buf, long long len, long long kind, uint64_t *s)
 {
@@ -349,6 +408,19 @@ static uint64_t seed_of(unsigned long long seed, int thread)
 	return s ? s : 1;
 }
 
+static void say_kept(int thread, long long index)
+{
+	char line[64];
+	int kmsg = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+
+	if (kmsg < 0)
+		return;
+	snprintf(line, sizeof(line), "rustkm-fuzz: kept %d %lld\n", thread, index);
+	if (write(kmsg, line, strlen(line)) < 0)
+		perror("rustkm-fuzz: /dev/kmsg");
+	close(kmsg);
+}
+
 struct worker {
 	int number;
 	unsigned long long seed;
@@ -360,17 +432,19 @@ static void *work(void *arg)
 	uint64_t s = seed_of(w->seed, w->number);
 	char *buf = malloc((1 << 20) + 1);
 	unsigned long *area = kcov_start();
+	static struct corpus corpora[MAX_THREADS];
+	struct corpus *c = &corpora[w->number];
 
 	if (!buf)
 		return NULL;
 	while (!stop) {
-		struct action act = draw(&s);
+		struct action act = next_action(&s, c);
 
 		if (area)
 			__atomic_store_n(&area[0], 0, __ATOMIC_RELAXED);
 		perform(&act, buf);
-		if (area)
-			cover(area);
+		if (area && cover(area) > 0 && keep(c, &act))
+			say_kept(w->number, counts[w->number]);
 		counts[w->number]++;
 	}
 	free(buf);
@@ -457,13 +531,22 @@ static int run(int argc, char **argv)
 static int plan(int argc, char **argv)
 {
 	uint64_t s = seed_of(strtoull(argv[2], NULL, 0), atoi(argv[3]));
-	long long count = atoll(argv[4]);
+	long long count = atoll(argv[4]), kept = -1;
+	const char *list = getenv("RUSTKM_FUZZ_KEPT"); /* the thread's kept indices, ascending */
+	static struct corpus c;
+	char *end;
 
 	take_files(argc, argv, 5);
 	for (long long i = 0; i < count; i++) {
-		struct action act = draw(&s);
+		struct action act = next_action(&s, &c);
 
 		print_action(stdout, &act);
+		while (kept < i && list && *list) {
+			kept = strtoll(list, &end, 10);
+			list = end == list ? NULL : *end == ',' ? end + 1 : end;
+		}
+		if (kept == i)
+			keep(&c, &act);
 	}
 	return 0;
 }
