@@ -88,8 +88,7 @@ def _qemu_rss_mb(vm: object) -> float:
 def bench_boot(runs: int) -> None:
     """Cold boots and snapshot restores side by side (alternating, one run each in turn), and
     the agent's throughput both ways."""
-    from rustkm import snapshot
-    from rustkm.machine import boot
+    from rustkm import boot, snapshot
     from rustkm.module import build_module
     from rustkm.session import prepare_kernel
 

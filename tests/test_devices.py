@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from rustkm import boot
 from rustkm.devices import (
     check_devices,
     device_driver,
@@ -20,7 +21,6 @@ from rustkm.devices import (
     split_options,
 )
 from rustkm.errors import RustkmError
-from rustkm.machine import boot
 from rustkm.vm import VmOptions, qemu_argv
 
 ROOT = Path(__file__).parents[1]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from rustkm import boot
 from rustkm.errors import RustkmError
 from rustkm.export import export_metadata
-from rustkm.machine import boot
 from rustkm.toolchain import ensure_toolchain, rootfs_toolchain
 
 PRINTERFACT = Path(__file__).parents[1] / "kmods" / "printerfact"

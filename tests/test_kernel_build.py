@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from rustkm import boot
 from rustkm.kernel.config import parse_config
-from rustkm.machine import GuestKernel, boot
+from rustkm.machine import GuestKernel
 
 pytestmark = pytest.mark.kernel_build
 

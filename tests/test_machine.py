@@ -10,9 +10,10 @@ import time
 
 import pytest
 
+from rustkm import boot
 from rustkm.agent import GuestStuck
 from rustkm.errors import RustkmError
-from rustkm.machine import CommandFailed, KernelTrouble, boot
+from rustkm.machine import CommandFailed, KernelTrouble
 from rustkm.vm import VmOptions
 
 TROUBLE = pytest.mark.rustkm(modules=["kmods/trouble"])
@@ -167,7 +168,8 @@ def test_no_qemu_outlives_its_owner(kernel, tmp_path, how):
     script.write_text(textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from rustkm.machine import GuestKernel, boot
+        from rustkm.machine import GuestKernel
+        from rustkm import boot
         from rustkm.vm import VmOptions
         with boot(GuestKernel(Path({str(kernel.vmlinux)!r})),
                   options=VmOptions(append=({marker!r},))) as vm:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from rustkm import boot
 from rustkm.errors import RustkmError, printable
-from rustkm.machine import CommandFailed, boot
+from rustkm.machine import CommandFailed
 from rustkm.workdir import make_workdir, process_identity, remove_stale
 
 PRINTERFACT = pytest.mark.rustkm(modules=["../kmods/printerfact"])
@@ -125,7 +126,8 @@ def test_a_vm_folder_left_by_a_killed_owner_goes_at_the_next_start(kernel, tmp_p
     script.write_text(textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from rustkm.machine import GuestKernel, boot
+        from rustkm.machine import GuestKernel
+        from rustkm import boot
         with boot(GuestKernel(Path({str(kernel.image)!r}))) as vm:
             print(vm.workdir, flush=True)
             time.sleep(600)

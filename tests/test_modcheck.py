@@ -22,7 +22,8 @@ from handmade_ko import (
     write_module,
 )
 
-from rustkm.machine import CommandFailed, boot
+from rustkm import boot
+from rustkm.machine import CommandFailed
 from rustkm.modcheck import check, crate_hashes, explain_vermagic, namespace_allows
 from rustkm.module import build_module
 from rustkm.oops import set_demangler

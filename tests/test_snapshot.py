@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from rustkm import snapshot
+from rustkm import boot, snapshot
 from rustkm.errors import RustkmError
-from rustkm.machine import boot
 from rustkm.vm import VmOptions
 
 ROOT = Path(__file__).parents[1]
@@ -103,7 +102,8 @@ def test_concurrent_workers_share_one_snapshot(kernel, tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(textwrap.dedent(f"""
         from pathlib import Path
-        from rustkm.machine import GuestKernel, boot
+        from rustkm.machine import GuestKernel
+        from rustkm import boot
         from rustkm.vm import VmOptions
         options = VmOptions(append=("rustkm.test=concurrent-{os.getpid()}",))
         for _ in range(2):

@@ -8,7 +8,7 @@ __all__ = ["RustkmError", "boot"]
 def __getattr__(name: str) -> object:
     # Imported lazily so that `import rustkm` stays cheap for the CLI and the pytest plugin.
     if name == "boot":
-        from rustkm.machine import boot
+        from rustkm.api import boot
 
         return boot
     raise AttributeError(name)

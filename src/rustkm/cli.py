@@ -428,6 +428,7 @@ def _vm(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from rustkm.kernel.guest import guest_kernel
     from rustkm.machine import boot
 
     command = args.command
@@ -438,7 +439,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     kos = [ko for b in builds for ko in b.modules]
     if args.gdb:
         _gdb_ready(args, tc, kernel)
-    with boot(kernel, kos, options=_vm(args), toolchain=tc) as vm:
+    with boot(guest_kernel(kernel), kos, options=_vm(args), toolchain=tc) as vm:
         if not args.no_load:
             for ko in kos:
                 vm.insmod(ko.stem)
@@ -502,6 +503,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 def cmd_debug(args: argparse.Namespace) -> int:
     from rustkm.debug import run_debug
+    from rustkm.kernel.guest import guest_kernel
     from rustkm.machine import boot
 
     check_module_folders(args.modules)
@@ -521,7 +523,7 @@ def cmd_debug(args: argparse.Namespace) -> int:
     kos = [ko for b in builds for ko in b.modules]
     # A guest stopped at a breakpoint is not stuck: its command may wait as long as gdb does.
     timeout = max(command_timeout(), 3600.0)
-    with boot(kernel, kos, options=_vm(args), toolchain=tc, name="debug") as vm:
+    with boot(guest_kernel(kernel), kos, options=_vm(args), toolchain=tc, name="debug") as vm:
         for ko in kos:
             vm.insmod(ko.stem)
         return run_debug(vm, tc, kernel, kos, args.command, args.gdb_batch, timeout)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild
+from rustkm.kernel.guest import guest_kernel
 from rustkm.lanes import resolve_lane
 from rustkm.log import console, say, step
 from rustkm.machine import boot
@@ -57,7 +58,7 @@ def run_demo(lane: str | None = None) -> int:
         with step("toolchain and kernel"):
             used, tc, kernel = _prepare(lane, project)
         module = build_module(tc, kernel, printerfact_folder())
-        with boot(kernel, module.modules, toolchain=tc, name="demo") as vm:
+        with boot(guest_kernel(kernel), module.modules, toolchain=tc, name="demo") as vm:
             vm.insmod("printerfact")
             fact = vm.succeed("cat /dev/printerfact").strip()
     kind = "Debian's stock " if used.startswith("debian:") else ""

@@ -10,37 +10,32 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rustkm.accel import choose_accel
 from rustkm.agent import AgentChannel, AgentError, CommandResult, GuestStuck
 from rustkm.console import ConsoleLog
+from rustkm.crash import DEVICES as CRASH_DEVICES
 from rustkm.crash import (
-    CRASH_OPTIONS,
     FW_CFG_WORD,
     DumpContext,
     dumps_wanted,
-    missing_options,
     save_dump,
 )
-from rustkm.crash import DEVICES as CRASH_DEVICES
 from rustkm.crash import QEMU_ARGS as CRASH_QEMU_ARGS
 from rustkm.devices import check_devices, qemu_device_names, snapshot_obstacle
 from rustkm.errors import RustkmError
 from rustkm.initramfs import GUEST_MODULE_DIR, InitramfsSpec, toolchain_busybox, write_initramfs
+from rustkm.kernel.guest import GuestKernel
 from rustkm.log import say, step
 from rustkm.modinfo import read_module
 from rustkm.oops import Trouble, find_trouble, set_demangler
 from rustkm.qmp import QmpClient
 from rustkm.snapshot import Snapshot, discard, find, restore, save, snapshot_key, snapshots_enabled
-from rustkm.toolchain import Toolchain, ensure_toolchain, store_dir
+from rustkm.toolchain import Toolchain, ensure_toolchain
 from rustkm.vm import QBOOT, VIRTIO_AGENT_PORT, QemuProcess, VmOptions, qemu_argv
 from rustkm.workdir import make_workdir
-
-if TYPE_CHECKING:
-    from rustkm.kernel.build import KernelBuild
 
 DEFAULT_TIMEOUT = 60.0
 _COPY_CHUNK = 1 << 20
@@ -64,20 +59,6 @@ class KernelTrouble(RustkmError):
         super().__init__(f"kernel trouble ({kinds}) during {during}: {troubles[0].title}",
                          details=body)
         self.troubles = troubles
-
-
-@dataclass(frozen=True)
-class GuestKernel:
-    """The kernel image to boot (vmlinux boots through PVH, bzImage through firmware)."""
-
-    image: Path
-    release: str = ""
-    virtio: bool = False  # the kernel has virtio-pci and virtio-console (built in or below)
-    # Modules the guest loads before its agent starts: a stock kernel's own virtio drivers.
-    early_modules: tuple[Path, ...] = ()
-    vmlinux: Path | None = None  # with the kernel's debug information, where there is one
-    # What crash dumps need but has not: empty where the kernel can give them (rustkm.crash).
-    crash_missing: tuple[str, ...] = tuple(f"CONFIG_{o}" for o in CRASH_OPTIONS)
 
 
 class Machine:
@@ -676,14 +657,16 @@ def _param(value: object) -> str:
 
 
 @contextmanager
-def boot(kernel: object = None, modules: Sequence[Path] = (), *,
+def boot(kernel: GuestKernel, modules: Sequence[Path] = (), *,
          files: Sequence[tuple[str, Path]] = (), options: VmOptions | None = None,
          name: str = "machine", toolchain: Toolchain | None = None,
          keep_logs: Path | None = None) -> Iterator[Machine]:
-    """Boot a throwaway guest; on leaving the block it is gone (QEMU killed if need be)."""
+    """Boot a throwaway guest of a ready kernel image (rustkm.kernel.guest.guest_kernel makes
+    one of a kernel build; rustkm.boot also resolves the default lane); on leaving the block
+    it is gone (QEMU killed if need be)."""
     tc = toolchain or ensure_toolchain()
     set_demangler(tc.wrap(["llvm-cxxfilt"]))
-    image = _kernel_image(kernel)
+    image = kernel
     from rustkm.guest_tools import guest_tools
 
     spec = InitramfsSpec(modules=tuple(Path(m).resolve() for m in modules),
@@ -693,7 +676,7 @@ def boot(kernel: object = None, modules: Sequence[Path] = (), *,
                          early_modules=image.early_modules if _channel(image) == "virtio"
                          else ())
     if options is None:
-        options = VmOptions(memory_mb=max(VmOptions.memory_mb, getattr(kernel, "memory_mb", 0)))
+        options = VmOptions(memory_mb=max(VmOptions.memory_mb, image.memory_mb))
     if options.devices:
         check_devices(options.devices, qemu_device_names(tc))
     workdir = make_workdir(name)
@@ -723,57 +706,3 @@ def _channel(kernel: GuestKernel) -> str:
         raise RustkmError(f"RUSTKM_CHANNEL=virtio, but {kernel.image} has no virtio-pci and "
                           "virtio-console built in")
     return "virtio" if kernel.virtio and wanted != "serial" else "serial"
-
-
-def _config_text(config: Path) -> str:
-    try:
-        return config.read_text(errors="replace")
-    except OSError:
-        return ""
-
-
-def _has_virtio(config: Path) -> bool:
-    try:
-        text = config.read_text()
-    except OSError:
-        return False
-    return all(f"\nCONFIG_{option}=y\n" in text for option in ("VIRTIO_PCI", "VIRTIO_CONSOLE"))
-
-
-def _stock_virtio(kernel: KernelBuild) -> tuple[Path, ...]:
-    from rustkm.stock_virtio import stock_virtio_modules
-
-    image = Path(kernel.image_path)
-    modules_dir = image.parent if image.parent.name == kernel.release else \
-        image.parent.parent / "usr/lib/modules" / kernel.release
-    return stock_virtio_modules(modules_dir, kernel.config,
-                                store_dir() / "stock" / kernel.release)
-
-
-def _kernel_image(kernel: object) -> GuestKernel:
-    from rustkm.kernel.build import KernelBuild
-
-    if isinstance(kernel, GuestKernel):
-        return kernel
-    if isinstance(kernel, KernelBuild):
-        if kernel.image_path:
-            # A distribution's kernel: its own virtio modules go in the initramfs.
-            early = _stock_virtio(kernel)
-            return GuestKernel(kernel.image, kernel.release,
-                               _has_virtio(kernel.config) or bool(early), early,
-                               crash_missing=tuple(missing_options(_config_text(kernel.config))))
-        return GuestKernel(kernel.image, kernel.release, _has_virtio(kernel.config),
-                           vmlinux=kernel.vmlinux if kernel.vmlinux.is_file() else None,
-                           crash_missing=tuple(missing_options(_config_text(kernel.config))))
-    if isinstance(kernel, (str, Path)):
-        path = Path(kernel)
-        if not path.is_file():
-            raise RustkmError(f"kernel image {path} does not exist")
-        return GuestKernel(path.resolve())
-    if kernel is None:
-        from rustkm.session import default_kernel
-
-        return _kernel_image(default_kernel())
-    raise TypeError(f"cannot boot {kernel!r}")
-
-

@@ -28,6 +28,7 @@ import pytest
 from rustkm.errors import RustkmError, printable
 from rustkm.guest_tools import user_program
 from rustkm.kernel.build import KernelBuild
+from rustkm.kernel.guest import guest_kernel
 from rustkm.machine import Machine, boot
 from rustkm.module import ModuleBuild, build_module
 from rustkm.toolchain import Toolchain
@@ -208,7 +209,7 @@ def vm(request: pytest.FixtureRequest,
     request.node.stash[_MODULES] = kos
     request.node.stash[_STACK] = stack
     try:
-        machine = stack.enter_context(boot(kernel, kos, files=files, options=options,
+        machine = stack.enter_context(boot(guest_kernel(kernel), kos, files=files, options=options,
                                            toolchain=tc, name="machine", keep_logs=logs))
         yield machine
     finally:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild
+from rustkm.kernel.guest import guest_kernel
 from rustkm.machine import Machine, boot
 from rustkm.toolchain import Toolchain
 from rustkm.vm import VmOptions
@@ -35,7 +36,7 @@ def interactive_shell(tc: Toolchain, kernel: KernelBuild, modules: list[Path],
         raise RustkmError("rustkm shell needs a terminal",
                           hint="use `rustkm run MODULE -- COMMAND` from scripts")
     options = dataclasses.replace(options, shell_port=True)
-    with boot(kernel, modules, options=options, toolchain=tc, name="shell") as vm:
+    with boot(guest_kernel(kernel), modules, options=options, toolchain=tc, name="shell") as vm:
         for ko in modules:
             vm.insmod(ko.stem)
         if loaded is not None:

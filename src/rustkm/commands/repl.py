@@ -25,6 +25,7 @@ def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def _cmd(args: argparse.Namespace) -> int:
     import rustkm
     from rustkm.cli import _build_modules, _check_device_syntax, _request, _vm, check_module_folders
+    from rustkm.kernel.guest import guest_kernel
     from rustkm.machine import boot
 
     check_module_folders(args.modules)
@@ -37,7 +38,7 @@ def _cmd(args: argparse.Namespace) -> int:
         project, request = _request(args)
         (tc, kernel), builds = prepare_kernel(request, project), []
     kos = [ko for b in builds for ko in b.modules]
-    with boot(kernel, kos, options=_vm(args), toolchain=tc, name="repl") as machine:
+    with boot(guest_kernel(kernel), kos, options=_vm(args), toolchain=tc, name="repl") as machine:
         if not args.no_load:
             for ko in kos:
                 machine.insmod(ko.stem)

@@ -16,6 +16,7 @@ from pathlib import Path
 from rustkm.fuzz.discover import listing, new_files
 from rustkm.guest_tools import cached_tool
 from rustkm.kernel.build import KernelBuild
+from rustkm.kernel.guest import guest_kernel
 from rustkm.log import say
 from rustkm.machine import KernelTrouble, Machine, boot
 from rustkm.toolchain import Toolchain
@@ -106,7 +107,7 @@ def start_guest(tc: Toolchain, kernel: KernelBuild, kos: Sequence[Path], cpus: i
                 name: str = "fuzz") -> AbstractContextManager[Machine]:
     """A guest with the modules and the fuzzer copied in (nothing loaded yet)."""
     options = VmOptions(memory_mb=max(512, kernel.memory_mb), cpus=cpus)
-    return boot(kernel, list(kos), files=[(FUZZER, fuzzer_binary())], options=options,
+    return boot(guest_kernel(kernel), list(kos), files=[(FUZZER, fuzzer_binary())], options=options,
                 toolchain=tc, name=name)
 
 

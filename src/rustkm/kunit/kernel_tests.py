@@ -16,6 +16,7 @@ import time
 
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild
+from rustkm.kernel.guest import guest_kernel
 from rustkm.kunit.collect import KunitCase, KunitSuite
 from rustkm.kunit.ktap import KtapTest, parse_ktap
 from rustkm.kunit.run import DEBUGFS, KUNIT_APPEND, ModuleRun, SuiteResult, _result
@@ -58,7 +59,7 @@ def run_kernel_tests(tc: Toolchain, kernel: KernelBuild, pattern: str | None = N
                         boot_timeout=BOOT_TIMEOUT, snapshot=False)
     started = time.monotonic()
     suites: list[SuiteResult] = []
-    with boot(kernel, [], options=options, toolchain=tc, name="kunit-kernel-tests") as vm:
+    with boot(guest_kernel(kernel), [], options=options, toolchain=tc, name="kunit-kernel-tests") as vm:
         listing = vm.succeed(f"ls -1 {DEBUGFS} 2>/dev/null || true").split()
         for name in listing:
             path = f"{DEBUGFS}/{name}/results"

@@ -22,6 +22,7 @@ from pathlib import Path
 from rustkm.agent import AgentError, GuestStuck
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild
+from rustkm.kernel.guest import guest_kernel
 from rustkm.kunit.collect import KunitSuite, read_suites
 from rustkm.kunit.ktap import KtapError, KtapTest, Status, parse_ktap
 from rustkm.machine import CommandFailed, KernelTrouble, Machine, boot
@@ -277,7 +278,7 @@ def run_module(tc: Toolchain, kernel: KernelBuild, ko: Path, pattern: str | None
                         append=(*KUNIT_APPEND, *append))
     first = dependencies(ko, siblings)
     started = time.monotonic()
-    with boot(kernel, [*first, ko], options=options, toolchain=tc, name=f"kunit-{ko.stem}",
+    with boot(guest_kernel(kernel), [*first, ko], options=options, toolchain=tc, name=f"kunit-{ko.stem}",
               keep_logs=keep_logs) as vm:
         for dep in first:
             vm.insmod(dep.stem)
