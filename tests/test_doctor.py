@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from rustkm.cli import main
-from rustkm.doctor import check_host_tools, check_tools, minimum_versions
 from rustkm.errors import RustkmError
+from rustkm.kernel.tools import check_host_tools, check_tools, minimum_versions
 from rustkm.toolchain import ensure_toolchain
 
 DATA = Path(__file__).parent / "data"

@@ -116,7 +116,7 @@ def prepare_kernel(request: KernelRequest | None = None,
             return ensure_toolchain(request.toolchain), reused
     tc = ensure_toolchain(request.toolchain)
     if local is not None and request.toolchain == "host":
-        from rustkm.doctor import check_host_tools
+        from rustkm.kernel.tools import check_host_tools
 
         check_host_tools(local.tree)
         source = local

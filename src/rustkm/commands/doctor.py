@@ -1,5 +1,5 @@
 """`rustkm doctor [--config FILE] [--source TREE|debian:SERIES] [--want SYMBOL=VALUE]`: the
-verb of rustkm.doctor."""
+verb of rustkm.kernel.tools."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import re
 import time
 from pathlib import Path
 
-from rustkm.doctor import WANTED, check_toolchain
 from rustkm.errors import RustkmError
 from rustkm.kernel.config import parse_config
 from rustkm.kernel.explain import explain
 from rustkm.kernel.kconfig import read_kconfig
 from rustkm.kernel.source import kernel_version
+from rustkm.kernel.tools import WANTED, check_toolchain
 from rustkm.log import say
 from rustkm.toolchain import ensure_toolchain
 

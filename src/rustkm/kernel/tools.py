@@ -1,5 +1,5 @@
-"""`rustkm doctor`: can this kernel tree, .config and toolchain build Rust modules, and if not,
-why. Tool versions are checked against the tree's own minimums (scripts/min-tool-version.sh,
+"""Can this kernel tree, .config and toolchain build Rust modules, and if not, why (the work
+of `rustkm doctor`, and of the build's check of a host toolchain). Tool versions are checked against the tree's own minimums (scripts/min-tool-version.sh,
 then Documentation/process/changes.rst); the .config against the tree's own Kconfig."""
 
 from __future__ import annotations
