@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from rustkm.fuzz import minimize as minimize_mod
 from rustkm.fuzz.discover import new_files
@@ -146,6 +149,18 @@ def test_printerfact_runs_clean_and_says_what_it_hammered(kernel, tmp_path):
     assert "no finding yet" in done.stderr
     if "CONFIG_KCOV=y" not in kernel.config.read_text().splitlines():
         assert "coverage: not measured" in done.stderr
+    else:  # the module's own code was traced, and inputs that reached new code were kept
+        found = re.search(r"coverage: (\d+) distinct .*, (\d+) input\(s\) kept", done.stderr)
+        assert found and int(found.group(1)) > 20 and int(found.group(2)) > 0, done.stderr
+
+
+# CI's short fuzz of a fixed handful of the project's modules (the full run is by hand): a
+# sysctl, a /proc file that behaves like a regular one, and LKMPG's ioctl example.
+@pytest.mark.parametrize("module", ["kmods/sysctl", "kmods/procfile", "kmods/lkmpg/chardev2"])
+def test_a_short_fuzz_of_a_project_module_finds_nothing(kernel, tmp_path, module):
+    done = fuzz(str(ROOT / module), "--seconds", "10", "--seed", "11", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "no finding" in done.stderr
 
 
 def test_a_planted_bug_is_caught_minimized_replayed_and_kept_as_a_test(kernel, tmp_path):
