@@ -57,9 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 def check_environment() -> None:
     """Refuse a malformed RUSTKM_* (or XDG_CACHE_HOME) variable before any work, naming the
     variable and its value: found late, it would cost a toolchain, a kernel and a boot."""
-    from rustkm.lanes import resolve_lanes
+    from rustkm.lanes import environment_lanes, lane_from_environment, resolve_lanes
     from rustkm.project import find_project
-    from rustkm.session import debug_from_environment
 
     command_timeout()
     accel = os.environ.get("RUSTKM_ACCEL", "")
@@ -67,8 +66,8 @@ def check_environment() -> None:
         raise RustkmError(f"RUSTKM_ACCEL={accel!r} is not an accelerator",
                           hint="RUSTKM_ACCEL=tcg (software emulation), kvm, or auto (the "
                                "default: KVM when a probe guest boots under it)")
-    debug_from_environment()
-    if lanes := os.environ.get("RUSTKM_KERNEL"):
+    lane_from_environment()  # a malformed RUSTKM_DEBUG_KERNEL is refused here
+    if lanes := environment_lanes():
         resolve_lanes(lanes, find_project(), "RUSTKM_KERNEL")
     for name in ("RUSTKM_CACHE", "XDG_CACHE_HOME"):
         if value := os.environ.get(name):
@@ -483,8 +482,10 @@ def _gdb_ready(args: argparse.Namespace, tc, kernel) -> None:  # type: ignore[no
 
 
 def _lane_name(args: argparse.Namespace) -> str:
-    return str(args.stock or ("debug" if args.debug else os.environ.get("RUSTKM_KERNEL")
-                              or "default"))
+    from rustkm.lanes import lane_from_environment
+
+    chosen = lane_from_environment()
+    return str(args.stock or ("debug" if args.debug else chosen[0] if chosen else "default"))
 
 
 def _print_attach(vm, kos, tc, kernel) -> None:  # type: ignore[no-untyped-def]
@@ -510,7 +511,9 @@ def cmd_debug(args: argparse.Namespace) -> int:
     _check_device_syntax(args.devices)
     if args.gdb_batch is not None and not args.gdb_batch.is_file():
         raise RustkmError(f"the gdb script {args.gdb_batch} does not exist")
-    if args.stock is None and not os.environ.get("RUSTKM_KERNEL") and args.debug is None:
+    from rustkm.lanes import environment_lanes
+
+    if args.stock is None and not environment_lanes() and args.debug is None:
         args.debug = True  # the lane built with debug information
     if args.modules:
         tc, kernel, builds = _build_modules(args, args.modules)

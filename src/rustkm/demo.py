@@ -8,18 +8,17 @@ chosen by the user (`--kernel`, RUSTKM_KERNEL, RUSTKM_DEBUG_KERNEL=1) is used as
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild
 from rustkm.kernel.guest import guest_kernel
-from rustkm.lanes import resolve_lane
+from rustkm.lanes import lane_from_environment, resolve_lane
 from rustkm.log import console, say, step
 from rustkm.machine import boot
 from rustkm.module import build_module
 from rustkm.project import Project, find_project
-from rustkm.session import KernelRequest, debug_from_environment, prepare_kernel
+from rustkm.session import KernelRequest, prepare_kernel
 from rustkm.toolchain import Toolchain
 
 FAST_LANE = "debian:latest"
@@ -34,7 +33,7 @@ def printerfact_folder() -> Path:
 
 
 def _chosen_by_user(lane: str | None) -> bool:
-    return bool(lane or os.environ.get("RUSTKM_KERNEL") or debug_from_environment())
+    return bool(lane or lane_from_environment())
 
 
 def _prepare(lane: str | None, project: Project) -> tuple[str, Toolchain, KernelBuild]:

@@ -21,6 +21,7 @@ RUSTKM_KERNEL; `--debug`, `--rustkm-debug` and RUSTKM_DEBUG_KERNEL=1 spell the `
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,32 @@ BUILT_IN = ("default", "debug", "kernel-tests", "debian:latest", "debian:next")
 KERNEL_TESTS_FRAGMENT = "kernel-tests"
 _RELEASE = re.compile(r"^debian:\d+\.\d+(\.\d+)?(~rc\d+)?(\+deb\d+)?-[a-z0-9-]+$")
 BUILD_STAMP = "rustkm-build.json"
+
+
+def debug_from_environment() -> bool:
+    """RUSTKM_DEBUG_KERNEL=1: the debug lane (0 or unset: not asked for)."""
+    value = os.environ.get("RUSTKM_DEBUG_KERNEL", "")
+    if value not in ("", "0", "1"):
+        raise RustkmError(f"RUSTKM_DEBUG_KERNEL={value!r} is neither 1 nor 0",
+                          hint="RUSTKM_DEBUG_KERNEL=1 selects the debug kernel (KASAN, "
+                               "lockdep); unset it or set 0 for the default one")
+    return value == "1"
+
+
+def environment_lanes() -> str:
+    """RUSTKM_KERNEL: one lane, or several separated by commas (pytest); "" when unset."""
+    return os.environ.get("RUSTKM_KERNEL", "").strip()
+
+
+def lane_from_environment() -> tuple[str, str] | None:
+    """The lane the environment chooses and the variable that chose it: RUSTKM_KERNEL, else
+    RUSTKM_DEBUG_KERNEL=1 (the debug lane); None when it chooses none. The one place rustkm
+    reads these two variables."""
+    if name := environment_lanes():
+        return name, "RUSTKM_KERNEL"
+    if debug_from_environment():
+        return "debug", "RUSTKM_DEBUG_KERNEL=1"
+    return None
 
 
 @dataclass(frozen=True)

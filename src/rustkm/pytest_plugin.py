@@ -29,6 +29,7 @@ from rustkm.errors import RustkmError, printable
 from rustkm.guest_tools import user_program
 from rustkm.kernel.build import KernelBuild
 from rustkm.kernel.guest import guest_kernel
+from rustkm.lanes import debug_from_environment, environment_lanes
 from rustkm.machine import Machine, boot
 from rustkm.module import ModuleBuild, build_module
 from rustkm.toolchain import Toolchain
@@ -86,7 +87,7 @@ def configured_lanes(config: pytest.Config) -> list[str]:
     from rustkm.lanes import resolve_lanes
     from rustkm.project import find_project
 
-    names = config.getoption("rustkm_kernel") or os.environ.get("RUSTKM_KERNEL") or ""
+    names = config.getoption("rustkm_kernel") or environment_lanes()
     if not names:
         return []
     origin = "--rustkm-kernel" if config.getoption("rustkm_kernel") else "RUSTKM_KERNEL"
@@ -133,8 +134,8 @@ def _item_lane(item: pytest.Item) -> str:
     lanes = configured_lanes(item.config)
     if lanes:
         return lanes[0]
-    return "debug" if item.config.getoption("rustkm_debug") or \
-        os.environ.get("RUSTKM_DEBUG_KERNEL") == "1" else "default"
+    return "debug" if item.config.getoption("rustkm_debug") or debug_from_environment() \
+        else "default"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -11,7 +10,7 @@ from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild, ensure_kernel
 from rustkm.kernel.config import BASE_FRAGMENTS, DEBUG_FRAGMENTS, Fragment, load_fragment
 from rustkm.kernel.source import DEFAULT_SERIES, KernelSource, debian_source, local_source
-from rustkm.lanes import Lane, resolve_lane
+from rustkm.lanes import Lane, debug_from_environment, environment_lanes, resolve_lane
 from rustkm.lockfile import Lock, editing
 from rustkm.log import say
 from rustkm.project import PROJECT_FILE, Project, check_source, find_project
@@ -42,7 +41,7 @@ class KernelRequest:
         values = {k: v for k, v in overrides.items() if v is not None}
         name = values.pop("lane", None) or values.pop("stock", None)
         origin = "--kernel"
-        if name is None and (variable := os.environ.get("RUSTKM_KERNEL")):
+        if name is None and (variable := environment_lanes()):
             name, origin = variable, "RUSTKM_KERNEL"
         debug = values.pop("debug", None)
         if debug is None:
@@ -130,15 +129,6 @@ def default_kernel() -> KernelBuild:
     """The kernel `boot()` uses when given none: the project's (see prepare_kernel for what
     happens outside any project)."""
     return prepare_kernel()[1]
-
-
-def debug_from_environment() -> bool:
-    value = os.environ.get("RUSTKM_DEBUG_KERNEL", "")
-    if value not in ("", "0", "1"):
-        raise RustkmError(f"RUSTKM_DEBUG_KERNEL={value!r} is neither 1 nor 0",
-                          hint="RUSTKM_DEBUG_KERNEL=1 selects the debug kernel (KASAN, "
-                               "lockdep); unset it or set 0 for the default one")
-    return value == "1"
 
 
 def stock_release(spec: str, origin: str = "") -> str:

@@ -59,7 +59,9 @@ def _cmd(args: argparse.Namespace) -> int:
     if not 1 <= args.seconds <= 86400:
         raise RustkmError(f"--seconds {args.seconds}: from 1 to 86400")
     check_module_folders(args.dirs)
-    if args.stock is None and not os.environ.get("RUSTKM_KERNEL") and args.debug is None:
+    from rustkm.lanes import environment_lanes
+
+    if args.stock is None and not environment_lanes() and args.debug is None:
         args.debug = True  # the debug lane: KASAN, lockdep, kmemleak see what goes wrong
     os.environ["RUSTKM_KCOV"] = "1"  # modules instrumented for coverage where KCOV is on
     tc, kernel, builds = _build_modules(args, args.dirs)
