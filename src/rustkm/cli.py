@@ -316,14 +316,16 @@ def _module_dirs(dirs: list[Path]) -> list[Path]:
     return found
 
 
-def _build_modules(args: argparse.Namespace, dirs: list[Path]):  # type: ignore[no-untyped-def]
+def _build_modules(args: argparse.Namespace, dirs: list[Path],  # type: ignore[no-untyped-def]
+                   coverage: bool = False):
     from rustkm.module import build_module
     from rustkm.session import prepare_kernel
 
     project, request = _request(args)
     tc, kernel = prepare_kernel(request, project)
     clippy = bool(getattr(args, "clippy", False))
-    return tc, kernel, [build_module(tc, kernel, d, clippy=clippy) for d in dirs]
+    return tc, kernel, [build_module(tc, kernel, d, clippy=clippy, coverage=coverage)
+                        for d in dirs]
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,15 +49,19 @@ def module_names(folder: Path) -> list[str]:
 
 
 def build_module(tc: Toolchain, kernel: KernelBuild, folder: Path,
-                 extra_binds: tuple[Path, ...] = (), clippy: bool = False) -> ModuleBuild:
+                 extra_binds: tuple[Path, ...] = (), clippy: bool = False,
+                 coverage: bool = False) -> ModuleBuild:
     """Build the module(s) of `folder`; with `clippy`, lint every Rust file with clippy too
-    (the kernel's CLIPPY=1) and fail on any warning."""
+    (the kernel's CLIPPY=1) and fail on any warning; with `coverage` (rustkm fuzz), on a
+    kernel with KCOV, instrument the module's objects for it."""
     folder = folder.expanduser().resolve()
     if not folder.is_dir():
         raise RustkmError(f"module folder {folder} does not exist")
     names = module_names(folder)
-    # A clippy build gets its own folder: it must not rewrite a .ko a running VM test reads.
-    flavour = "-clippy" if clippy else ""
+    # A clippy or coverage build gets its own folder: it must not rewrite a .ko a running VM
+    # test reads (and each keeps its objects, so neither rebuilds the other's).
+    kcov = _kcov(kernel) if coverage else []
+    flavour = "-clippy" if clippy else "-kcov" if kcov else ""
     output = store_dir() / "modules" / kernel.key / f"{folder.name}-{cache_key(str(folder))}{flavour}"
     output.mkdir(parents=True, exist_ok=True)
     # The target kernel's version and the module's presence probes as rustc cfgs: one source
@@ -66,7 +69,7 @@ def build_module(tc: Toolchain, kernel: KernelBuild, folder: Path,
     probes = present_probes(tc, kernel, read_module_file(folder).probes)
     rustflags = " ".join([krustflags(kernel.source.version), *(f"--cfg {c}" for c in probes)])
     argv = ["make", "-C", str(kernel.build_dir), f"M={folder}", f"MO={output}",
-            *kernel.module_make_args(), f"KRUSTFLAGS={rustflags}", *_kcov(kernel),
+            *kernel.module_make_args(), f"KRUSTFLAGS={rustflags}", *kcov,
             *(["CLIPPY=1"] if clippy else [])]
     if clippy:
         # Recompile so that clippy sees every file, not only the ones that changed.
@@ -96,11 +99,9 @@ def build_module(tc: Toolchain, kernel: KernelBuild, folder: Path,
 
 
 def _kcov(kernel: KernelBuild) -> list[str]:
-    """For `rustkm fuzz` (RUSTKM_KCOV=1) on a kernel with KCOV (the debug lane), the module's
-    C and Rust objects are instrumented (Kbuild leaves modules out unless asked), so that the
-    fuzzer measures its coverage; other builds are left as they were."""
-    if os.environ.get("RUSTKM_KCOV") != "1":
-        return []
+    """On a kernel with KCOV (the debug lane), the make variable that instruments a module's
+    C and Rust objects (Kbuild leaves modules out unless asked), so that rustkm fuzz measures
+    its coverage."""
     try:
         config = kernel.config.read_text(errors="replace").splitlines()
     except OSError:

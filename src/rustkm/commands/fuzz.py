@@ -46,7 +46,6 @@ def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    import os
 
     from rustkm.cli import _build_modules, check_module_folders
 
@@ -63,8 +62,8 @@ def _cmd(args: argparse.Namespace) -> int:
 
     if args.stock is None and not environment_lanes() and args.debug is None:
         args.debug = True  # the debug lane: KASAN, lockdep, kmemleak see what goes wrong
-    os.environ["RUSTKM_KCOV"] = "1"  # modules instrumented for coverage where KCOV is on
-    tc, kernel, builds = _build_modules(args, args.dirs)
+    # Modules instrumented for coverage where the kernel has KCOV (the debug lane).
+    tc, kernel, builds = _build_modules(args, args.dirs, coverage=True)
     kos = [ko for build in builds for ko in build.modules]
     seed = args.seed if args.seed is not None else random.randrange(1, 2**31)
     return _fuzz(args, tc, kernel, kos, seed)
@@ -262,7 +261,7 @@ def _replay(args: argparse.Namespace) -> int:
         lane = record.get("lane", "debug")
         args.debug = lane == "debug" or None
         args.stock = None if lane in ("debug", "default") else lane
-    tc, kernel, builds = _build_modules(args, dirs)
+    tc, kernel, builds = _build_modules(args, dirs, coverage=True)
     kos = [ko for build in builds for ko in build.modules]
     ops_file = path.parent / "ops.txt"
     with start_guest(tc, kernel, kos, args.cpus, name="fuzz-replay") as vm:
