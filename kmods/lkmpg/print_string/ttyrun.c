@@ -58,6 +58,9 @@ int main(int argc, char **argv)
 	if (child == 0) {
 		int slave;
 
+		/* A hangup sends SIGHUP to the session leader: live on without the tty. Ignored
+		 * before the tty is ours, since the parent hangs up as soon as it sees that. */
+		signal(SIGHUP, SIG_IGN);
 		close(master);
 		close(go[1]);
 		if (setsid() < 0)
@@ -71,8 +74,6 @@ int main(int argc, char **argv)
 			_exit(fail("dup2"));
 		if (slave > 0)
 			close(slave);
-		/* A hangup sends SIGHUP to the session leader: live on without the tty. */
-		signal(SIGHUP, SIG_IGN);
 		if (read(go[0], &token, 1) != 1)
 			_exit(fail("wait for the parent"));
 		close(go[0]);
