@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import sys
 from pathlib import Path
 
 
@@ -28,6 +29,9 @@ def _cmd(args: argparse.Namespace) -> int:
         for folder in saved():
             print(folder)
         return 0
+    if args.dump is not None and args.dump.suffix == ".py" and args.dump.is_file() and \
+            not args.script:
+        args.script, args.dump = [str(args.dump)], None  # `rustkm crash stack.py`
     path = args.dump if args.dump is not None else newest_dump()
     if path is None:
         raise RustkmError("no crash dump has been saved yet",
@@ -37,4 +41,15 @@ def _cmd(args: argparse.Namespace) -> int:
     require_drgn()
     if args.script and not Path(args.script[0]).is_file():
         raise RustkmError(f"the drgn script {args.script[0]} does not exist")
-    return subprocess.run(drgn_argv(dump, args.code, args.script), check=False).returncode
+    argv = drgn_argv(dump, args.code, args.script)
+    if args.code is None and not args.script:
+        return subprocess.run(argv, check=False).returncode  # drgn's own prompt
+    # Scripted: the output with Rust's mangled names demangled, as in rustkm's oops reports.
+    from rustkm.oops import demangle_symbols, set_demangler
+    from rustkm.toolchain import ensure_toolchain
+
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    set_demangler(ensure_toolchain().wrap(["llvm-cxxfilt"]))
+    sys.stdout.write(demangle_symbols(done.stdout))
+    sys.stderr.write(demangle_symbols(done.stderr))
+    return done.returncode
