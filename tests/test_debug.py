@@ -88,11 +88,12 @@ def test_run_gdb_on_a_kernel_without_debug_information_stops_before_booting(kern
     assert "booting" not in out
 
 
-BREAK_IN_READ = """\
-rbreak ^printerfact::.*read_iter
-continue
-bt
-"""
+def _read_iter_body_line() -> int:
+    """printerfact.rs's first line in read_iter's body: a line breakpoint there is placed at
+    every copy of the function, the copy inlined into the kernel's miscdevice vtable included
+    (the one a read runs), where `break`/`rbreak` by name find only the out-of-line copy."""
+    lines = (ROOT / "kmods/printerfact/printerfact.rs").read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if "fn read_iter(" in line) + 1
 
 
 def test_gdb_batch_breaks_in_printerfacts_read_and_names_the_rust_function(kernel, tmp_path):
@@ -100,7 +101,9 @@ def test_gdb_batch_breaks_in_printerfacts_read_and_names_the_rust_function(kerne
         pytest.skip("needs a kernel with debug information: the debug lane "
                     "(RUSTKM_DEBUG_KERNEL=1)")
     script = tmp_path / "break.gdb"
-    script.write_text(BREAK_IN_READ)
+    # The kernel's gdb scripts parse C: from a Rust frame, lx- commands need `set language c`.
+    script.write_text(f"break printerfact.rs:{_read_iter_body_line()}\ncontinue\nbt\n"
+                      "set language c\nlx-ps\n")
     result = subprocess.run(
         [sys.executable, "-m", "rustkm.cli", "debug", "kmods/printerfact", "--gdb-batch",
          str(script), "--", "head -c 200 /dev/printerfact"],
@@ -111,6 +114,9 @@ def test_gdb_batch_breaks_in_printerfacts_read_and_names_the_rust_function(kerne
     frames = [line for line in out.splitlines() if line.startswith("#")]
     # The breakpoint was hit in the module's Rust function, and gdb names it.
     assert frames and "printerfact" in frames[0] and "read_iter" in frames[0], out
-    assert "Breakpoint" in out
+    assert "Breakpoint 1" in out and "printerfact.rs" in frames[0], out
+    # The kernel's gdb scripts are loaded: lx-ps lists the task that is reading.
+    assert any(line.split()[-1:] == ["head"] for line in out.splitlines()
+               if line.startswith("0x")), out
     # The command ran to the end once gdb detached: the fact came out.
     assert "exited 0" in out and len(result.stdout.strip()) > 0, out

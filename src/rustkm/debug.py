@@ -104,7 +104,10 @@ def gdb_script(socket: Path, kernel: KernelBuild,
              f"target remote {socket}"]
     scripts = kernel.build_dir / "vmlinux-gdb.py"
     if scripts.exists():
-        lines += [f"add-auto-load-safe-path {kernel.build_dir}", f"source {scripts}"]
+        # The build folder's vmlinux-gdb.py links to the source tree's scripts/gdb: both are
+        # trusted, or gdb declines to load the lx- commands.
+        lines += [f"add-auto-load-safe-path {kernel.build_dir}",
+                  f"add-auto-load-safe-path {scripts.resolve().parent}", f"source {scripts}"]
     for ko, sections in modules:
         placed = " ".join(f"-s {name} {address:#x}" for name, address in sections.items())
         lines.append(f"add-symbol-file {ko} {placed}")
