@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from rustkm.fuzz.discover import listing, new_files
+from rustkm.fuzz.discover import listing, listing_before, new_files
 from rustkm.guest_tools import cached_tool
 from rustkm.kernel.build import KernelBuild
 from rustkm.kernel.guest import guest_kernel
@@ -112,7 +112,7 @@ def start_guest(tc: Toolchain, kernel: KernelBuild, kos: Sequence[Path], cpus: i
 
 
 def load_and_discover(vm: Machine, kos: Sequence[Path]) -> list[str]:
-    before = listing(vm)
+    before = listing_before(vm)
     for ko in kos:
         vm.insmod(ko.stem)
     return new_files(before, listing(vm), [ko.stem for ko in kos])
