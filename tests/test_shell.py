@@ -57,3 +57,26 @@ def test_an_interactive_shell_in_a_guest(kernel):
     finally:
         proc.kill()
         os.close(main)
+
+
+def test_a_second_client_of_a_guest_shell_is_told_so_not_left_hanging(tmp_path):
+    """QEMU's socket chardev takes one client: a second connection is accepted by the kernel
+    (the backlog) and never served. `rustkm attach` waits for the shell's answer and says
+    another client is attached, where it used to hang."""
+    import socket as socket_module
+
+    from rustkm.shell import first_answer
+
+    path = str(tmp_path / "shell.sock")
+    server = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)  # listening, never accepting: a client already holds the guest
+    second = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM)
+    second.connect(path)
+    second.sendall(b"\n")
+    assert first_answer(second, 0.5) is None
+    ours, guest = socket_module.socketpair()
+    guest.sendall(b"~ # ")
+    assert first_answer(ours, 5) == b"~ # "
+    for s in (server, second, ours, guest):
+        s.close()

@@ -87,8 +87,31 @@ def attach(path: Path) -> int:
         raise RustkmError(f"cannot attach to {path}: {e.strerror}",
                           hint="the guest may have been stopped (its session ended or its "
                                "keep time ran out)") from None
+    sock.sendall(b"\n")  # a fresh prompt
+    answered = first_answer(sock, ATTACH_ANSWER_SECONDS)
+    if answered is None:
+        sock.close()
+        raise RustkmError(f"the guest shell at {path} does not answer: another client is "
+                          "attached to it (QEMU's socket serves one at a time)",
+                          hint="leave the other `rustkm attach` (Ctrl-]) and try again")
     print("rustkm: attached; Ctrl-] leaves (the shell stays), `exit` ends this shell\r",
           file=sys.stderr)
-    sock.sendall(b"\n")  # a fresh prompt
+    sys.stdout.buffer.write(answered)
+    sys.stdout.flush()
     bridge(sock)
     return 0
+
+
+ATTACH_ANSWER_SECONDS = 10.0
+
+
+def first_answer(sock: socket.socket, seconds: float) -> bytes | None:
+    """What the guest shell sends back within `seconds` (its prompt), or None: QEMU accepts
+    a second connection to a socket chardev but never reads or writes it."""
+    import select
+
+    ready, _, _ = select.select([sock], [], [], seconds)
+    if not ready:
+        return None
+    data = sock.recv(65536)
+    return data or None
