@@ -84,3 +84,15 @@ def test_the_guest_fuzzer_draws_the_modules_commands():
     assert len(ioctls) > 50 and 0.3 < len(ours) / len(ioctls) < 0.7
     assert planned(FuzzRun(["m"], ["/dev/x"], seed=7, seconds=1, threads=1, cycle="-"), 0,
                    3000) == plain
+
+
+def test_a_fuzz_setup_is_guest_commands_and_nothing_else(tmp_path):
+    (tmp_path / "rustkm-module.toml").write_text('[fuzz]\nsetup = "modprobe x\\necho 1 > /y"\n')
+    assert read_module_file(tmp_path).fuzz_setup == "modprobe x\necho 1 > /y"
+    assert read_module_file(ROOT / "kmods/lkmpg/led").fuzz_setup.count("gpio-sim") >= 3
+    (tmp_path / "rustkm-module.toml").write_text("[fuzz]\nsetup = [1]\n")
+    with pytest.raises(RustkmError, match="setup = "):
+        read_module_file(tmp_path)
+    (tmp_path / "rustkm-module.toml").write_text("[fuzz]\nbefore = 'x'\n")
+    with pytest.raises(RustkmError, match=r"\[fuzz\] takes ioctls"):
+        read_module_file(tmp_path)

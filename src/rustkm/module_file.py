@@ -44,6 +44,7 @@ class ModuleFile:
     skip: dict[str, str] = field(default_factory=dict)
     probes: tuple[Probe, ...] = ()
     ioctls: tuple[int | str, ...] = ()  # [fuzz] ioctls: commands for rustkm fuzz
+    fuzz_setup: str = ""  # [fuzz] setup: guest shell commands run before the module loads
 
 
 def read_module_file(folder: Path) -> ModuleFile:
@@ -67,12 +68,15 @@ def read_module_file(folder: Path) -> ModuleFile:
                           hint=_EXAMPLE)
     fuzz = data.get("fuzz", {})
     ioctls = fuzz.get("ioctls", []) if isinstance(fuzz, dict) else None
-    if not isinstance(fuzz, dict) or [k for k in fuzz if k != "ioctls"] or \
-            not isinstance(ioctls, list) or not all(isinstance(c, (int, str)) for c in ioctls):
-        raise RustkmError(f"{path}: [fuzz] takes ioctls = [NUMBER or \"_IOR('T', NR, SIZE)\", ...]",
+    setup = fuzz.get("setup", "") if isinstance(fuzz, dict) else None
+    if not isinstance(fuzz, dict) or [k for k in fuzz if k not in ("ioctls", "setup")] or \
+            not isinstance(ioctls, list) or not all(isinstance(c, (int, str)) for c in ioctls) \
+            or not isinstance(setup, str):
+        raise RustkmError(f"{path}: [fuzz] takes ioctls = [NUMBER or \"_IOR('T', NR, SIZE)\", ...] "
+                          "and setup = \"guest shell commands run before the module loads\"",
                           hint=_EXAMPLE)
     return ModuleFile(skip=dict(skip), probes=_probes(path, data.get("probes", {})),
-                      ioctls=tuple(ioctls))
+                      ioctls=tuple(ioctls), fuzz_setup=setup)
 
 
 def _probes(path: Path, table: object) -> tuple[Probe, ...]:

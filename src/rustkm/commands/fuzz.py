@@ -83,7 +83,8 @@ def _fuzz(args: argparse.Namespace, tc: Toolchain, kernel: KernelBuild, kos: lis
 
     cycle = "-" if args.no_cycle else f"{GUEST_MODULES}/{kos[0].name}"
     with start_guest(tc, kernel, kos, args.cpus) as vm:
-        files = load_and_discover(vm, kos)
+        setup = _setup(args.dirs)
+        files = load_and_discover(vm, kos, setup)
         if files:
             say(f"fuzz: {len(files)} file(s) the module(s) created: {', '.join(files)}")
         else:
@@ -93,7 +94,7 @@ def _fuzz(args: argparse.Namespace, tc: Toolchain, kernel: KernelBuild, kos: lis
             if cycle == "-":
                 return 0
         run = FuzzRun([ko.stem for ko in kos], files, seed, args.seconds, args.threads, cycle,
-                      ioctls=_ioctls(args.dirs))
+                      ioctls=_ioctls(args.dirs), setup=setup)
         if run.ioctls:
             say(f"fuzz: {len(run.ioctls)} ioctl command(s) of the module(s) tried beside "
                 f"random ones: {', '.join(hex(c) for c in run.ioctls[:8])}"
@@ -120,6 +121,13 @@ def _fuzz(args: argparse.Namespace, tc: Toolchain, kernel: KernelBuild, kos: lis
             say(f"fuzz: {len(ops)} operation(s) of {whose} trigger it; regression "
                 f"test: {test}; replay: rustkm fuzz --replay {folder}")
     return 1
+
+
+def _setup(dirs: list[Path]) -> str:
+    """The modules' [fuzz] setup commands (rustkm-module.toml), in order."""
+    from rustkm.module_file import read_module_file
+
+    return "\n".join(s for d in dirs if (s := read_module_file(d).fuzz_setup.strip()))
 
 
 def _ioctls(dirs: list[Path]) -> list[int]:
@@ -178,7 +186,7 @@ def _lane(args: argparse.Namespace) -> str:
 def _probe(tc: Toolchain, kernel: KernelBuild, kos: list[Path],
            run: FuzzRun) -> Callable[[list[str]], bool]:
     from rustkm.fuzz.replay import replay_ops
-    from rustkm.fuzz.session import start_guest
+    from rustkm.fuzz.session import load, start_guest
     from rustkm.log import quietly
     from rustkm.machine import KernelTrouble
 
@@ -187,8 +195,7 @@ def _probe(tc: Toolchain, kernel: KernelBuild, kos: list[Path],
 
     def probe(ops: list[str]) -> bool:
         with quietly(), start_guest(tc, kernel, kos, 1, name="fuzz-probe") as vm:
-            for ko in kos:
-                vm.insmod(ko.stem)
+            load(vm, kos, run.setup)
             try:
                 replay_ops(vm, run.files, ops, run.cycle)
             except KernelTrouble as e:
@@ -223,7 +230,7 @@ OPS = """\\
 
 
 def test_fuzz_finding_{seed}(vm):
-    vm.insmod({module!r})
+{setup}    vm.insmod({module!r})
     replay_ops(vm, FILES, OPS, cycle={cycle!r})
 '''
 
@@ -233,14 +240,16 @@ def _write_test(folder: Path, run: FuzzRun, ops: list[str], module: str) -> Path
     path = folder / f"test_fuzz_{run.seed}.py"
     title = run.finding.title.replace('"""', "'''")
     path.write_text(_TEST.format(seed=run.seed, lane="debug", title=title, files=run.files,
-                                 ops="\n".join(ops), module=module, cycle=run.cycle))
+                                 ops="\n".join(ops), module=module, cycle=run.cycle,
+                                 setup=f"    vm.succeed({run.setup!r}, timeout=120)  # [fuzz] "
+                                       "setup\n" if run.setup else ""))
     return path
 
 
 def _replay(args: argparse.Namespace) -> int:
     from rustkm.cli import _build_modules
     from rustkm.fuzz.replay import replay_ops
-    from rustkm.fuzz.session import Finding, FuzzRun, fuzz_once, start_guest
+    from rustkm.fuzz.session import Finding, FuzzRun, fuzz_once, load, start_guest
 
     path = args.replay / "finding.json" if args.replay.is_dir() else args.replay
     try:
@@ -265,8 +274,7 @@ def _replay(args: argparse.Namespace) -> int:
     kos = [ko for build in builds for ko in build.modules]
     ops_file = path.parent / "ops.txt"
     with start_guest(tc, kernel, kos, args.cpus, name="fuzz-replay") as vm:
-        for ko in kos:
-            vm.insmod(ko.stem)
+        load(vm, kos, run.setup)
         try:
             if ops_file.is_file():
                 say(f"fuzz: replaying the minimized operations of {ops_file}")

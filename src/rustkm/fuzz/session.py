@@ -67,6 +67,7 @@ class FuzzRun:
     ioctls: list[int] = field(default_factory=list)  # the modules' own ioctl commands
     coverage: int | None = None  # distinct module PCs reached (KCOV); None: not measured
     kept: int = 0  # operations kept for reaching new module code (KCOV)
+    setup: str = ""  # guest shell commands run before the modules load ([fuzz] setup)
 
 
 def fuzzer_argv(run: FuzzRun, binary: str, *args: str, kept: Sequence[int] = ()) -> list[str]:
@@ -111,8 +112,18 @@ def start_guest(tc: Toolchain, kernel: KernelBuild, kos: Sequence[Path], cpus: i
                 toolchain=tc, name=name)
 
 
-def load_and_discover(vm: Machine, kos: Sequence[Path]) -> list[str]:
-    before = listing_before(vm)
+def load(vm: Machine, kos: Sequence[Path], setup: str) -> None:
+    """The modules' own set-up ([fuzz] setup of rustkm-module.toml), then insmod."""
+    if setup:
+        vm.succeed(setup, timeout=120)
+    for ko in kos:
+        vm.insmod(ko.stem)
+
+
+def load_and_discover(vm: Machine, kos: Sequence[Path], setup: str = "") -> list[str]:
+    if setup:  # the set-up's own files are not the modules'
+        vm.succeed(setup, timeout=120)
+    before = listing(vm) if setup else listing_before(vm)
     for ko in kos:
         vm.insmod(ko.stem)
     return new_files(before, listing(vm), [ko.stem for ko in kos])
