@@ -116,8 +116,7 @@ class Machine:
             try:
                 self._boot(initramfs, f"restored from snapshot {key}", snapshot)
             except RustkmError as e:
-                if self._qemu is not None and self._qemu.proc.returncode is not None and \
-                        self._qemu.proc.returncode < 0:
+                if self._qemu is not None and self._qemu.killed() is not None:
                     raise  # QEMU was killed: a guest death, not a bad snapshot
                 say(f"{self.name}: snapshot {key} did not restore ({e.message}); it is "
                     "removed, and this VM boots cold and saves a new one")

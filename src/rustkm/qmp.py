@@ -44,11 +44,19 @@ class QmpClient:
                 chunk = self._sock.recv(65536)
             except TimeoutError:
                 raise RustkmError("QEMU's monitor did not answer") from None
+            except OSError as e:
+                raise RustkmError(f"QEMU's monitor closed (QEMU exited?): "
+                                  f"{e.strerror or e}") from None
             if not chunk:
                 raise RustkmError("QEMU's monitor closed (QEMU exited?)")
             self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
-        message: dict[str, Any] = json.loads(line)
+        try:
+            message = json.loads(line)
+        except ValueError:
+            raise RustkmError(f"QEMU's monitor sent what is not JSON: {line[:200]!r}") from None
+        if not isinstance(message, dict):
+            raise RustkmError(f"QEMU's monitor sent what is not a QMP message: {line[:200]!r}")
         return message
 
     def execute(self, command: str, **arguments: Any) -> Any:
@@ -56,7 +64,11 @@ class QmpClient:
         request: dict[str, Any] = {"execute": command}
         if arguments:
             request["arguments"] = arguments
-        self._sock.sendall(json.dumps(request).encode() + b"\n")
+        try:
+            self._sock.sendall(json.dumps(request).encode() + b"\n")
+        except OSError as e:  # a broken pipe or a reset: QEMU is gone
+            raise RustkmError(f"QEMU's monitor closed (QEMU exited?): {command} not sent "
+                              f"({e.strerror or e})") from None
         while True:
             reply = self._read()
             if "event" in reply:

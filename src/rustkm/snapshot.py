@@ -107,10 +107,23 @@ def _check(snapshot: Snapshot) -> str | None:
 
 @contextmanager
 def reading(snapshot: Snapshot) -> Iterator[None]:
-    """Hold the snapshot against removal (`rustkm cache clean`, pruning) while QEMU reads it."""
-    with (snapshot.folder / _META).open("rb") as meta:
+    """Hold the snapshot against removal (`rustkm cache clean`, pruning) while QEMU reads it.
+    One removed since `find` (by another process, between the two) raises RustkmError."""
+    try:
+        meta = (snapshot.folder / _META).open("rb")
+    except FileNotFoundError:
+        raise RustkmError(f"snapshot {snapshot.key} was removed (by another rustkm) before "
+                          "it could be opened") from None
+    with meta:
         fcntl.flock(meta, fcntl.LOCK_SH)
-        (snapshot.folder / _USED).touch()
+        try:  # a remover that held the lock first has moved the folder away by now
+            there = (snapshot.folder / _META).stat().st_ino == os.fstat(meta.fileno()).st_ino
+            (snapshot.folder / _USED).touch()
+        except FileNotFoundError:
+            there = False
+        if not there:
+            raise RustkmError(f"snapshot {snapshot.key} was removed (by another rustkm) "
+                              "while it was being opened")
         yield
 
 

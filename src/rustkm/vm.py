@@ -188,6 +188,16 @@ class QemuProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def killed(self) -> int | None:
+        """The signal that ended QEMU, if one did (None while it runs or after a normal exit).
+        QEMU runs under bubblewrap, which reports its child's death by signal N as 128 + N."""
+        code = self.proc.poll()
+        if code is None:
+            return None
+        if code < 0:
+            return -code
+        return code - 128 if 128 < code < 128 + 65 else None
+
     def stderr_text(self) -> str:
         if not self._stderr.closed:
             self._stderr.flush()
