@@ -163,6 +163,16 @@ def test_a_short_fuzz_of_a_project_module_finds_nothing(kernel, tmp_path, module
     assert "no finding" in done.stderr
 
 
+def test_a_module_that_creates_no_files_is_told_so_and_still_cycled(kernel, tmp_path):
+    done = fuzz(str(ROOT / "kmods/lkmpg/hello_1"), "--seconds", "4", "--seed", "3",
+                cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "the module(s) created no files: only insmod/rmmod cycles run" in done.stderr
+    counts = re.search(r"\bcycle (\d+)", done.stderr)
+    assert counts and int(counts.group(1)) > 0, done.stderr[-2000:]
+    assert "no finding" in done.stderr
+
+
 def test_a_planted_bug_is_caught_minimized_replayed_and_kept_as_a_test(kernel, tmp_path):
     module = tmp_path / "tests" / "kmods" / "fuzz_planted"  # beside a copy of kmods/lib
     shutil.copytree(ROOT / "tests/kmods/fuzz_planted", module)

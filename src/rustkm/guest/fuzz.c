@@ -273,8 +273,6 @@ static int keep(struct corpus *c, const struct action *act)
 	return 1;
 }
 
-
-
 static void fill(char *buf, long long len, long long kind, uint64_t *s)
 {
 	static const char *const words[] = { "1\n", "0", "-1\n", "y", "hello world\n" };
@@ -366,7 +364,8 @@ static void perform(const struct action *act, char *buf)
 	case IOCTL: {
 		void *arg[] = { NULL, (void *)16, buf, (void *)(uintptr_t)act->a };
 
-		memset(buf, 0, 4096);
+		/* The argument buffer holds random bytes or zeros, chosen by the action. */
+		fill(buf, 4096, (act->b / 4) % 2 ? 0 : 5, s);
 		ioctl(fd, (unsigned long)(uint32_t)act->a, arg[act->b % 4]);
 		break;
 	}
