@@ -66,11 +66,12 @@ def test_a_kernel_without_debug_information_is_refused_naming_the_option_and_lan
     require_debug_info(_kernel(tmp_path, "CONFIG_DEBUG_INFO=y\n"), "debug")
 
 
-def test_gdb_missing_names_the_package():
+def test_gdb_missing_names_the_package(tmp_path, monkeypatch):
     host = Toolchain(name="host", root=None)
-    if shutil.which("gdb"):
-        require_gdb(host)
-        return
+    bare = tmp_path / "bin"  # a PATH with a shell and no gdb, whatever this host has
+    bare.mkdir()
+    (bare / "sh").symlink_to(shutil.which("sh") or "/bin/sh")
+    monkeypatch.setenv("PATH", str(bare))
     with pytest.raises(RustkmError, match="gdb is not in the toolchain") as caught:
         require_gdb(host)
     assert "gdb" in (caught.value.hint or "")
