@@ -19,6 +19,7 @@ from rustkm.debug import (
     has_debug_info,
     require_debug_info,
     require_gdb,
+    stub_free_check,
 )
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild
@@ -121,3 +122,45 @@ def test_gdb_batch_breaks_in_printerfacts_read_and_names_the_rust_function(kerne
                if line.startswith("0x")), out
     # The command ran to the end once gdb detached: the fact came out.
     assert "exited 0" in out and len(result.stdout.strip()) > 0, out
+
+
+def _gdb_with_check(tc: Toolchain, tmp_path: Path, sock: Path) -> subprocess.CompletedProcess:
+    script = tmp_path / "check.gdb"
+    script.write_text("\n".join(stub_free_check(sock)) + "\necho checked\\n\n")
+    return tc.run(["gdb", "-q", "-nx", "-batch", "-x", str(script)], binds=[tmp_path],
+                  check=False, timeout=60)
+
+
+def test_a_second_gdb_on_a_stub_that_has_a_client_is_refused(rustkm_kernel, tmp_path):
+    import socket
+    import threading
+
+    tc = rustkm_kernel[0]
+    busy = tmp_path / "busy.sock"  # as QEMU's stub with a client: the connection waits
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(busy))
+    server.listen(1)
+    done = _gdb_with_check(tc, tmp_path, busy)
+    assert done.returncode == 3, done.stdout
+    assert "already has a client" in done.stdout
+    assert "checked" not in done.stdout
+    server.close()
+
+    free = tmp_path / "free.sock"  # a stub that answers: gdb goes on to attach
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(free))
+    server.listen(1)
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(64)
+            conn.sendall(b"+$S05#b8")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    done = _gdb_with_check(tc, tmp_path, free)
+    thread.join(10)
+    server.close()
+    assert done.returncode == 0, done.stdout
+    assert "checked" in done.stdout

@@ -101,7 +101,7 @@ def module_sections(vm: Machine, name: str) -> dict[str, int]:
 def gdb_script(socket: Path, kernel: KernelBuild,
                modules: Sequence[tuple[Path, dict[str, int]]], marker: Path) -> str:
     lines = ["set pagination off", "set confirm off", "set width 0",
-             f"target remote {socket}"]
+             *stub_free_check(socket), f"target remote {socket}"]
     scripts = kernel.build_dir / "vmlinux-gdb.py"
     if scripts.exists():
         # The build folder's vmlinux-gdb.py links to the source tree's scripts/gdb: both are
@@ -113,6 +113,30 @@ def gdb_script(socket: Path, kernel: KernelBuild,
         lines.append(f"add-symbol-file {ko} {placed}")
     lines.append(f"shell touch {marker}")
     return "\n".join(lines) + "\n"
+
+
+# QEMU's stub serves one client; a second one's connection waits, unanswered, in the listen
+# queue, where gdb would hang. The check asks the stub for the stop reason first.
+_STUB_BUSY = ("rustkm: this guest's gdb stub already has a client (QEMU serves one at a time): "
+              "detach or quit the other gdb first")
+
+
+def stub_free_check(socket: Path) -> list[str]:
+    return ["python",
+            "import socket as _s",
+            "_c = _s.socket(_s.AF_UNIX, _s.SOCK_STREAM)",
+            "_c.settimeout(3)",
+            "try:",
+            f"    _c.connect({str(socket)!r})",
+            "    _c.sendall(b'$?#3f')",
+            "    _free = bool(_c.recv(64))",
+            "except OSError:",
+            "    _free = False",
+            "_c.close()",
+            "if not _free:",
+            f"    gdb.write({_STUB_BUSY + chr(10)!r}, gdb.STDERR)",
+            "    gdb.execute('quit 3')",
+            "end"]
 
 
 def attach(vm: Machine, kernel: KernelBuild, kos: Sequence[Path]) -> GdbTarget:
