@@ -17,7 +17,7 @@ import pytest
 from rustkm import snapshot
 from rustkm.errors import RustkmError
 from rustkm.qmp import QmpClient
-from rustkm.vm import QemuProcess
+from rustkm.vm import QemuProcess, VmOptions
 
 
 def _published(root: Path, key: str = "k1") -> snapshot.Snapshot:
@@ -120,3 +120,68 @@ def test_a_monitor_that_goes_away_or_talks_nonsense_is_an_error(tmp_path, sent, 
     finally:
         client.close()
         thread.join(10)
+
+
+def _key(options: VmOptions, accel: str = "tcg", qemu: str = "10.0.13") -> str:
+    from rustkm.vm import qemu_argv
+
+    argv = qemu_argv(Path("/k/bzImage"), Path("/i/initramfs"), options, accel,
+                     Path("console.sock"), Path("agent.sock"), virtio=True)
+    return snapshot.snapshot_key(argv=argv, kernel_file=(1, 2), qemu=qemu)
+
+
+def test_the_snapshot_key_follows_everything_that_shapes_the_guest(monkeypatch):
+    monkeypatch.setattr("rustkm.host_tsc.host_tsc_khz", lambda: 0)
+    base = VmOptions()
+    variants = {
+        "accelerator": _key(base, accel="kvm"),
+        "memory": _key(VmOptions(memory_mb=512)),
+        "CPUs": _key(VmOptions(cpus=2)),
+        "devices": _key(VmOptions(devices=("edu",))),
+        "kernel command line": _key(VmOptions(append=("quiet",))),
+        "shell port": _key(VmOptions(shell_port=True)),
+        "QEMU version": _key(base, qemu="10.0.14"),
+    }
+    assert len({_key(base), *variants.values()}) == len(variants) + 1, variants
+    assert _key(base) == _key(VmOptions())  # and it is stable
+
+
+class _FailingMonitor:
+    """A monitor whose migration to the file fails half-way, as when the disk fills."""
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def execute(self, command: str, **arguments: object) -> object:
+        self.commands.append(command)
+        if command == "migrate":
+            Path(str(arguments["uri"]).removeprefix("file:")).write_bytes(b"half")
+        if command == "query-migrate":
+            return {"status": "failed", "error-desc": "No space left on device"}
+        return {}
+
+
+def test_a_failed_save_publishes_nothing_and_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(snapshot, "store_dir", lambda: tmp_path)
+    with pytest.raises(RustkmError, match="No space left on device"):
+        snapshot.save(_FailingMonitor(), "k2")  # type: ignore[arg-type]
+    assert snapshot.find("k2") is None
+    leftovers = [p.name for p in (tmp_path / "snapshots").iterdir() if not p.name.endswith(".lock")]
+    assert leftovers == []
+
+
+def test_pruning_removes_the_least_recently_used_first_and_spares_one_being_read(
+        tmp_path, monkeypatch):
+    import os
+    import time
+
+    monkeypatch.setattr(snapshot, "store_dir", lambda: tmp_path)
+    root = tmp_path / "snapshots"
+    old, middle, new = (_published(root, key) for key in ("old", "middle", "new"))
+    now = time.time()
+    for age, snap in ((300, old), (200, middle), (100, new)):
+        os.utime(snap.folder / "meta.json", (now - age, now - age))
+    with snapshot.reading(old):  # marks it used now, and holds it
+        removed = snapshot.prune(limit=5)  # room for none: the one being read stays
+    assert [s.key for s in removed] == ["middle", "new"]
+    assert old.folder.exists() and not middle.folder.exists() and not new.folder.exists()
