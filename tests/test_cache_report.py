@@ -42,13 +42,23 @@ def cache(tmp_path, monkeypatch) -> Path:
         folder.mkdir(parents=True)
         (folder / "state").write_bytes(b"s" * 4000)
         (folder / "meta.json").write_text(json.dumps({"size": 4000, "sha256": ""}))
+    (store / "stock" / "7.2.13+deb14-amd64").mkdir(parents=True)
+    (store / "stock" / "7.2.13+deb14-amd64" / "vmlinuz").write_bytes(b"v" * 2000)
+    (store / "modules" / "key1" / "printerfact-abcd").mkdir(parents=True)
+    (store / "modules" / "key1" / "printerfact-abcd" / "printerfact.ko").write_bytes(b"m" * 700)
+    (store / "crashes" / "20261202-101010-vm-7").mkdir(parents=True)
+    (store / "crashes" / "20261202-101010-vm-7" / "vmcore").write_bytes(b"d" * 800)
+    for leftover in ("snapC.partial-x1y2", "snapA.doomed-4242"):  # processes that died
+        (store / "snapshots" / leftover).mkdir()
+        (store / "snapshots" / leftover / "meta.json").write_text("{}")
     return tmp_path
 
 
 def test_the_listing_names_every_kind_with_size_and_last_use(cache):
     result = rustkm(cache, "cache")
     assert result.returncode == 0, result.stderr
-    for kind in ("toolchain", "kernel build", "initramfs image", "snapshot"):
+    for kind in ("toolchain", "kernel build", "initramfs image", "snapshot", "stock kernel",
+                 "module build", "crash dump", "unfinished snapshot"):
         assert kind in result.stdout
     assert "total" in result.stdout
     assert "ago" in result.stdout or "just now" in result.stdout
@@ -62,6 +72,23 @@ def test_clean_removes_what_can_be_made_again_and_keeps_the_rest(cache):
     assert not (store / "snapshots" / "snapA").exists()
     assert (store / "kernels" / "key1" / "vmlinux").exists()
     assert (cache / "toolchain" / "trixie" / "root" / "rustc").exists()
+    # Module builds (a running test may be about to load one), stock kernels (their upload
+    # may have left the archive) and crash dumps (the user's evidence) stay; what dead
+    # processes left goes.
+    assert (store / "modules" / "key1" / "printerfact-abcd").exists()
+    assert (store / "stock" / "7.2.13+deb14-amd64" / "vmlinuz").exists()
+    assert (store / "crashes" / "20261202-101010-vm-7" / "vmcore").exists()
+    assert sorted(p.name for p in (store / "snapshots").iterdir() if p.is_dir()) == []
+
+
+def test_an_unfinished_snapshot_whose_save_runs_is_left_alone(cache):
+    assert sorted(s.key for s in snapshot.entries()) == ["snapA", "snapB"]  # not leftovers
+    snapshots = cache / "store" / "snapshots"
+    with FileLock(str(snapshots / "snapC.lock")):  # a save of snapC under way
+        result = rustkm(cache, "cache", "clean")
+    assert result.returncode == 0, result.stderr
+    assert (snapshots / "snapC.partial-x1y2").exists()
+    assert not (snapshots / "snapA.doomed-4242").exists()
 
 
 def test_older_than_keeps_what_was_used_recently(cache):

@@ -56,6 +56,14 @@ def entries() -> Iterator[Entry]:
         ("guest program", sorted(p for p in (store / "guest-tools").glob("*-*")
                                  if p.suffix not in (".c", ".lock")), True),
         ("compiler cache", [store / "ccache"], False),
+        # Stock kernels' packages and prepared headers: a pinned upload may have left Debian's
+        # archive, so only `rustkm lock --update` makes one again.
+        ("stock kernel", sorted(p for p in (store / "stock").glob("*") if p.is_dir()), False),
+        # A test may load a module built minutes ago: listed, left to `rm` by hand.
+        ("module build", sorted(p for p in (store / "modules").glob("*/*") if p.is_dir()),
+         False),
+        ("crash dump", sorted(p for p in (store / "crashes").glob("*")
+                              if p.is_dir() and ".partial" not in p.name), False),
     ]
     for kind, paths, regenerable in kinds:
         for path in paths:
@@ -64,6 +72,8 @@ def entries() -> Iterator[Entry]:
     for snap in snapshot.entries():
         yield Entry("snapshot", snap.folder, *_usage(snap.folder)[:1], snapshot.last_used(snap),
                     True)
+    for folder in snapshot.leftovers():
+        yield Entry("unfinished snapshot", folder, *_usage(folder), True)
 
 
 def human_size(size: int) -> str:
@@ -87,6 +97,8 @@ def remove_entry(entry: Entry) -> bool:
     """Remove one entry unless something uses it right now."""
     if entry.kind == "snapshot":
         return snapshot.discard(snapshot.Snapshot(entry.path.name, entry.path))
+    if entry.kind == "unfinished snapshot":
+        return snapshot.remove_leftover(entry.path)
     lock = FileLock(str(entry.path) + ".lock")
     try:
         lock.acquire(timeout=0)

@@ -211,7 +211,31 @@ def limit_bytes() -> int:
 
 def entries() -> list[Snapshot]:
     root = _root()
-    return [Snapshot(f.name, f) for f in root.iterdir() if (f / _META).exists()]
+    # Published folders only: a removal cut short leaves KEY.doomed-PID with its meta inside.
+    return [Snapshot(f.name, f) for f in root.iterdir()
+            if "." not in f.name and (f / _META).exists()]
+
+
+def leftovers() -> list[Path]:
+    """Folders a save or a removal left when its process died: `KEY.partial-*` (a save cut
+    short) and `KEY.doomed-*` (a removal cut short)."""
+    return sorted(f for f in _root().iterdir()
+                  if f.is_dir() and (".partial-" in f.name or ".doomed-" in f.name))
+
+
+def remove_leftover(folder: Path) -> bool:
+    """Remove an unfinished save's or removal's folder unless a save of that key runs now."""
+    key = folder.name.split(".", 1)[0]
+    lock = FileLock(str(folder.parent / f"{key}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return False
+    try:
+        shutil.rmtree(folder, ignore_errors=True)
+        return not folder.exists()
+    finally:
+        lock.release()
 
 
 def last_used(snapshot: Snapshot) -> float:
