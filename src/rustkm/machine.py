@@ -464,6 +464,18 @@ class Machine:
                           hint=f"pass it to boot(modules=...); this VM has: "
                                f"{', '.join(names) or 'none'}")
 
+    def assert_no_leaks(self, *modules: str) -> None:
+        """Unload `modules` and have kmemleak scan; raises LeakFound with its report of
+        objects they allocated and never freed. On a kernel without kmemleak (all but the
+        debug lane) it only unloads them."""
+        from rustkm.leaks import LeakFound, unload_and_scan
+
+        for module in reversed(modules):
+            self.rmmod(module)
+        if report := unload_and_scan(self, list(modules)):
+            raise LeakFound(f"{self.name}: kmemleak found objects {', '.join(modules)} never "
+                            "freed", details=report)
+
     def dmesg(self) -> str:
         """The kernel log as `dmesg` prints it in the guest."""
         return self.succeed("dmesg")

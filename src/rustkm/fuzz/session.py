@@ -17,6 +17,7 @@ from rustkm.fuzz.discover import listing, listing_before, new_files
 from rustkm.guest_tools import cached_tool
 from rustkm.kernel.build import KernelBuild
 from rustkm.kernel.guest import guest_kernel
+from rustkm.leaks import unload_and_scan
 from rustkm.log import say
 from rustkm.machine import KernelTrouble, Machine, boot
 from rustkm.toolchain import Toolchain
@@ -201,18 +202,9 @@ def fuzz_once(vm: Machine, run: FuzzRun, live: bool = True) -> FuzzRun:
 
 def check_leaks(vm: Machine, modules: list[str]) -> Finding | None:
     """After the last rmmod: kmemleak's report of objects the modules allocated, if any."""
-    if vm.execute("test -w /sys/kernel/debug/kmemleak")[0] != 0:
-        return None  # no kmemleak on this lane
-    for module in reversed(modules):
-        vm.execute(f"rmmod {shlex.quote(module)}")
-    # An object is reported once it is older than 5 s and unreferenced in two scans.
-    vm.succeed("echo scan > /sys/kernel/debug/kmemleak; sleep 6; "
-               "echo scan > /sys/kernel/debug/kmemleak", timeout=300)
-    report = vm.succeed("cat /sys/kernel/debug/kmemleak", timeout=120)
-    ours = [block for block in report.split("unreferenced object")[1:]
-            if any(f"[{m}]" in block or f" {m}" in block for m in modules)]
-    if not ours:
+    text = unload_and_scan(vm, modules)
+    if text is None:
         return None
-    text = "\n".join("unreferenced object" + block for block in ours)
-    return Finding("kmemleak", f"kmemleak: {len(ours)} unreferenced object(s) of "
+    count = text.count("unreferenced object")
+    return Finding("kmemleak", f"kmemleak: {count} unreferenced object(s) of "
                    f"{', '.join(modules)}", text, [], [])
