@@ -124,6 +124,17 @@ def test_a_rust_panic_is_reported_with_its_message(vm):
     assert "a Rust panic on purpose" in str(trouble.value)
 
 
+@TROUBLE
+def test_an_oops_is_one_report_with_its_registers_and_call_trace(vm):
+    with pytest.raises(KernelTrouble) as trouble:
+        vm.insmod("trouble", action=4)
+    assert [t.kind for t in trouble.value.troubles] == ["bug"]
+    text = trouble.value.troubles[0].report()
+    assert "BUG: kernel NULL pointer dereference" in text
+    assert "Oops: " in text and "Call Trace:" in text and "end trace" in text
+    assert "trouble" in text  # the module's frame, demangled
+
+
 def test_a_guest_panic_ends_the_call_not_hangs(vm):
     start = time.monotonic()
     with pytest.raises((KernelTrouble, GuestStuck)) as trouble:

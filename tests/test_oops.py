@@ -38,6 +38,18 @@ def test_rust_panic_and_the_bug_it_causes_are_one_report():
     assert "a Rust panic on purpose" in text
 
 
+def test_a_fault_and_the_oops_header_after_it_are_one_report():
+    # x86 describes the fault ("BUG: kernel NULL pointer dereference") before die()'s "Oops:"
+    # header, the registers and the call trace (the trouble module's action 4); arm64 does the
+    # same with "Unable to handle kernel ..." and "Internal error: Oops".
+    found = find_trouble(lines("null-deref"))
+    assert [t.kind for t in found] == ["bug"]
+    text = found[0].report(demangle=False)
+    assert found[0].title.startswith("BUG: kernel NULL pointer dereference")
+    assert "Oops: Oops: 0000 [#1]" in text and "Call Trace:" in text
+    assert "Module4init" in text and "end trace" in found[0].lines[-1]
+
+
 def test_sysrq_crash_is_a_fatal_panic():
     found = find_trouble(lines("sysrq-panic"))
     assert [t.kind for t in found] == ["panic"]
@@ -65,6 +77,8 @@ def test_search_starts_at_the_given_line():
     ("[   30.0] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:", "rcu-stall"),
     ("[    1.0] BUG: kernel NULL pointer dereference, address: 0000000000000000", "bug"),
     ("[    1.0] Oops: general protection fault, probably for non-canonical address", "bug"),
+    ("[    1.0] Internal error: Oops: 0000000096000005 [#1] PREEMPT SMP", "bug"),
+    ("[    1.0] Unable to handle kernel NULL pointer dereference at virtual address 0", "bug"),
     ("[    2.0] WARNING: possible circular locking dependency detected", "warn"),
     ("[    2.0] UBSAN: array-index-out-of-bounds in foo.c:3:4", "bug"),
     ("[    9.0] kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)", "leak"),

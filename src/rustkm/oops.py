@@ -57,6 +57,21 @@ def classify(line: str) -> str | None:
     return None
 
 
+# die()'s header: x86's "Oops: 0000 [#1]", arm64's "Internal error: Oops: 96000005 [#1]" and
+# "Internal error: Oops - BUG: ...".
+_DIE = re.compile(r"^(Internal error: )?Oops(: | - )")
+
+
+def _continues(kind: str, other: str, line: str) -> bool:
+    """Whether a trouble line inside a report belongs to it: a Rust panic is followed by the
+    BUG it causes, and a fault's description ("BUG: kernel NULL pointer dereference" on x86,
+    "Unable to handle kernel ..." or "kernel BUG at" on arm64) by die()'s Oops header, which
+    comes before the registers and the call trace."""
+    if kind == "rust-panic" and other == "bug":
+        return True
+    return kind == "bug" and other == "bug" and bool(_DIE.search(_TIMESTAMP.sub("", line)))
+
+
 def find_trouble(lines: list[str], start: int = 0) -> list[Trouble]:
     """Every report that begins at or after line `start`; lines belonging to one report
     (its stack trace, registers, up to its end marker) are not reported again."""
@@ -76,8 +91,7 @@ def find_trouble(lines: list[str], start: int = 0) -> list[Trouble]:
                 j += 1
                 break
             other = classify(lines[j])
-            # A Rust panic is followed by the BUG it causes: one report, not two.
-            if other is not None and not (kind == "rust-panic" and other == "bug"):
+            if other is not None and not _continues(kind, other, lines[j]):
                 break
             j += 1
         found.append(Trouble(kind, first, tuple(lines[first:j])))

@@ -3,8 +3,8 @@
 //! A module that causes kernel trouble on purpose, to test that rustkm detects it.
 //!
 //! `insmod trouble.ko action=N`: 0 loads quietly, 1 triggers a WARN, 2 a Rust panic, 3 sleeps
-//! uninterruptibly for `seconds` (a hung task in D state). Never load it anywhere but a
-//! throwaway VM.
+//! uninterruptibly for `seconds` (a hung task in D state), 4 reads through a NULL pointer (an
+//! oops). Never load it anywhere but a throwaway VM.
 
 use kernel::{bindings, prelude::*};
 
@@ -17,7 +17,7 @@ module! {
     params: {
         action: i64 {
             default: 0,
-            description: "0 nothing, 1 WARN, 2 Rust panic, 3 sleep in D state",
+            description: "0 nothing, 1 WARN, 2 Rust panic, 3 sleep in D state, 4 NULL read",
         },
         seconds: i64 {
             default: 60,
@@ -48,6 +48,15 @@ impl kernel::Module for Trouble {
             3 => {
                 let seconds = u32::try_from(*module_parameters::seconds.value()).unwrap_or(60);
                 sleep_uninterruptible(seconds);
+            }
+            4 => {
+                // `black_box` hides the null from the compiler, which would refuse it.
+                let address = core::hint::black_box(core::ptr::null::<u64>());
+                // SAFETY: none: this reads through a NULL pointer on purpose, so that the
+                // kernel oopses (the fault kills insmod; the module is only ever loaded in a
+                // throwaway VM by rustkm's own tests).
+                let value = unsafe { core::ptr::read_volatile(address) };
+                pr_info!("read {}\n", value);
             }
             _ => return Err(EINVAL),
         }
