@@ -96,3 +96,13 @@ def test_a_fuzz_setup_is_guest_commands_and_nothing_else(tmp_path):
     (tmp_path / "rustkm-module.toml").write_text("[fuzz]\nbefore = 'x'\n")
     with pytest.raises(RustkmError, match=r"\[fuzz\] takes ioctls"):
         read_module_file(tmp_path)
+
+
+def test_fuzz_devices_are_qemu_device_strings(tmp_path):
+    assert read_module_file(ROOT / "kmods/drivers/edu").fuzz_devices == ("edu",)
+    (tmp_path / "rustkm-module.toml").write_text('[fuzz]\ndevices = ["edu", "pci-testdev"]\n')
+    assert read_module_file(tmp_path).fuzz_devices == ("edu", "pci-testdev")
+    for bad in ('devices = "edu"', "devices = [1]", 'devices = [""]'):
+        (tmp_path / "rustkm-module.toml").write_text(f"[fuzz]\n{bad}\n")
+        with pytest.raises(RustkmError, match="devices = "):
+            read_module_file(tmp_path)

@@ -23,7 +23,9 @@ _PROBE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _RUST_PATH = re.compile(r"^(::)?[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*$")
 _EXAMPLE = ('[lanes]\nskip = { "debian:*" = "needs CONFIG_KUNIT" }\n[probes]\n'
             'NAME = "kernel::some::Item"  # or NAME = { code = "fn f() { ... }" }\n'
-            '[fuzz]\nioctls = [0x40046601, "_IOWR(\'E\', 2, 4)"]')
+            '[fuzz]\nioctls = [0x40046601, "_IOWR(\'E\', 2, 4)"]\n'
+            'setup = "echo x > /sys/..."  # guest commands before insmod\n'
+            'devices = ["edu"]  # QEMU devices the module drives')
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class ModuleFile:
     probes: tuple[Probe, ...] = ()
     ioctls: tuple[int | str, ...] = ()  # [fuzz] ioctls: commands for rustkm fuzz
     fuzz_setup: str = ""  # [fuzz] setup: guest shell commands run before the module loads
+    fuzz_devices: tuple[str, ...] = ()  # [fuzz] devices: QEMU -device strings for its guests
 
 
 def read_module_file(folder: Path) -> ModuleFile:
@@ -69,14 +72,16 @@ def read_module_file(folder: Path) -> ModuleFile:
     fuzz = data.get("fuzz", {})
     ioctls = fuzz.get("ioctls", []) if isinstance(fuzz, dict) else None
     setup = fuzz.get("setup", "") if isinstance(fuzz, dict) else None
-    if not isinstance(fuzz, dict) or [k for k in fuzz if k not in ("ioctls", "setup")] or \
-            not isinstance(ioctls, list) or not all(isinstance(c, (int, str)) for c in ioctls) \
-            or not isinstance(setup, str):
-        raise RustkmError(f"{path}: [fuzz] takes ioctls = [NUMBER or \"_IOR('T', NR, SIZE)\", ...] "
-                          "and setup = \"guest shell commands run before the module loads\"",
-                          hint=_EXAMPLE)
+    devices = fuzz.get("devices", []) if isinstance(fuzz, dict) else None
+    if not isinstance(fuzz, dict) or [k for k in fuzz if k not in ("ioctls", "setup", "devices")] \
+            or not isinstance(ioctls, list) or not all(isinstance(c, (int, str)) for c in ioctls) \
+            or not isinstance(setup, str) or not isinstance(devices, list) \
+            or not all(isinstance(d, str) and d.strip() for d in devices):
+        raise RustkmError(f"{path}: [fuzz] takes ioctls = [NUMBER or \"_IOR('T', NR, SIZE)\", ...], "
+                          "setup = \"guest shell commands run before the module loads\" and "
+                          "devices = [\"QEMU -device string\", ...]", hint=_EXAMPLE)
     return ModuleFile(skip=dict(skip), probes=_probes(path, data.get("probes", {})),
-                      ioctls=tuple(ioctls), fuzz_setup=setup)
+                      ioctls=tuple(ioctls), fuzz_setup=setup, fuzz_devices=tuple(devices))
 
 
 def _probes(path: Path, table: object) -> tuple[Probe, ...]:

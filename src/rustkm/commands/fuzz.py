@@ -82,7 +82,8 @@ def _fuzz(args: argparse.Namespace, tc: Toolchain, kernel: KernelBuild, kos: lis
     )
 
     cycle = "-" if args.no_cycle else f"{GUEST_MODULES}/{kos[0].name}"
-    with start_guest(tc, kernel, kos, args.cpus) as vm:
+    devices = _devices(args.dirs)
+    with start_guest(tc, kernel, kos, args.cpus, devices=devices) as vm:
         setup = _setup(args.dirs)
         files = load_and_discover(vm, kos, setup)
         if files:
@@ -94,7 +95,7 @@ def _fuzz(args: argparse.Namespace, tc: Toolchain, kernel: KernelBuild, kos: lis
             if cycle == "-":
                 return 0
         run = FuzzRun([ko.stem for ko in kos], files, seed, args.seconds, args.threads, cycle,
-                      ioctls=_ioctls(args.dirs), setup=setup)
+                      ioctls=_ioctls(args.dirs), setup=setup, devices=devices)
         if run.ioctls:
             say(f"fuzz: {len(run.ioctls)} ioctl command(s) of the module(s) tried beside "
                 f"random ones: {', '.join(hex(c) for c in run.ioctls[:8])}"
@@ -121,6 +122,13 @@ def _fuzz(args: argparse.Namespace, tc: Toolchain, kernel: KernelBuild, kos: lis
             say(f"fuzz: {len(ops)} operation(s) of {whose} trigger it; regression "
                 f"test: {test}; replay: rustkm fuzz --replay {folder}")
     return 1
+
+
+def _devices(dirs: list[Path]) -> list[str]:
+    """The QEMU devices the modules drive ([fuzz] devices of rustkm-module.toml), each once."""
+    from rustkm.module_file import read_module_file
+
+    return list(dict.fromkeys(d for folder in dirs for d in read_module_file(folder).fuzz_devices))
 
 
 def _setup(dirs: list[Path]) -> str:
@@ -194,7 +202,8 @@ def _probe(tc: Toolchain, kernel: KernelBuild, kos: list[Path],
     kind = run.finding.kind
 
     def probe(ops: list[str]) -> bool:
-        with quietly(), start_guest(tc, kernel, kos, 1, name="fuzz-probe") as vm:
+        with quietly(), start_guest(tc, kernel, kos, 1, name="fuzz-probe",
+                                       devices=run.devices) as vm:
             load(vm, kos, run.setup)
             try:
                 replay_ops(vm, run.files, ops, run.cycle)
@@ -221,7 +230,7 @@ import pytest
 
 from rustkm.fuzz.replay import replay_ops
 
-pytestmark = pytest.mark.rustkm(modules=["."])
+pytestmark = pytest.mark.rustkm(modules=["."]{devices})
 
 FILES = {files!r}
 OPS = """\\
@@ -239,7 +248,9 @@ def _write_test(folder: Path, run: FuzzRun, ops: list[str], module: str) -> Path
     assert run.finding is not None
     path = folder / f"test_fuzz_{run.seed}.py"
     title = run.finding.title.replace('"""', "'''")
+    devices = f", devices={run.devices!r}" if run.devices else ""
     path.write_text(_TEST.format(seed=run.seed, lane="debug", title=title, files=run.files,
+                                 devices=devices,
                                  ops="\n".join(ops), module=module, cycle=run.cycle,
                                  setup=f"    vm.succeed({run.setup!r}, timeout=120)  # [fuzz] "
                                        "setup\n" if run.setup else ""))
@@ -273,7 +284,8 @@ def _replay(args: argparse.Namespace) -> int:
     tc, kernel, builds = _build_modules(args, dirs, coverage=True)
     kos = [ko for build in builds for ko in build.modules]
     ops_file = path.parent / "ops.txt"
-    with start_guest(tc, kernel, kos, args.cpus, name="fuzz-replay") as vm:
+    with start_guest(tc, kernel, kos, args.cpus, name="fuzz-replay",
+                                        devices=run.devices) as vm:
         load(vm, kos, run.setup)
         try:
             if ops_file.is_file():

@@ -69,6 +69,7 @@ class FuzzRun:
     coverage: int | None = None  # distinct module PCs reached (KCOV); None: not measured
     kept: int = 0  # operations kept for reaching new module code (KCOV)
     setup: str = ""  # guest shell commands run before the modules load ([fuzz] setup)
+    devices: list[str] = field(default_factory=list)  # QEMU devices ([fuzz] devices)
 
 
 def fuzzer_argv(run: FuzzRun, binary: str, *args: str, kept: Sequence[int] = ()) -> list[str]:
@@ -106,9 +107,11 @@ def fuzz_command(run: FuzzRun) -> str:
 
 
 def start_guest(tc: Toolchain, kernel: KernelBuild, kos: Sequence[Path], cpus: int,
-                name: str = "fuzz") -> AbstractContextManager[Machine]:
-    """A guest with the modules and the fuzzer copied in (nothing loaded yet)."""
-    options = VmOptions(memory_mb=max(512, kernel.memory_mb), cpus=cpus)
+                name: str = "fuzz",
+                devices: Sequence[str] = ()) -> AbstractContextManager[Machine]:
+    """A guest with the modules and the fuzzer copied in (nothing loaded yet), and the QEMU
+    devices the modules drive ([fuzz] devices)."""
+    options = VmOptions(memory_mb=max(512, kernel.memory_mb), cpus=cpus, devices=tuple(devices))
     return boot(guest_kernel(kernel), list(kos), files=[(FUZZER, fuzzer_binary())], options=options,
                 toolchain=tc, name=name)
 
