@@ -181,3 +181,14 @@ def test_every_public_verb_has_a_docstring():
     public = [name for name in dir(Machine) if not name.startswith("_")]
     undocumented = [name for name in public if not getattr(Machine, name).__doc__]
     assert undocumented == []
+
+
+def test_a_line_the_console_lacks_is_found_in_the_kernel_log(vm):
+    # A debug-level line is logged but not printed on the console (its level is below the
+    # console's), as a line the serial console lost under load would be.
+    vm.succeed("echo '<7>rustkm: only in the kernel log 42' > /dev/kmsg")
+    line = vm.wait_for_console_text(r"only in the kernel log \d+", timeout=20)
+    assert "only in the kernel log 42" in line
+    assert "only in the kernel log" not in vm.console_log
+    with pytest.raises(RustkmError, match="did not appear"):
+        vm.wait_for_console_text("never logged anywhere", timeout=3)

@@ -393,10 +393,20 @@ class Machine:
         self.wait_until_succeeds(f"test -e {shlex.quote(path)}", timeout)
 
     def wait_for_console_text(self, pattern: str, timeout: float = 30.0) -> str:
-        """The first console line (since boot) matching the regex `pattern`."""
+        """The first console line (since boot) matching the regex `pattern`. The serial
+        console can lose or cut a line when the host is loaded; a line the console lacks
+        after a couple of seconds is looked for in the kernel log too (dmesg)."""
         assert self._console is not None
+        deadline = time.monotonic() + timeout
         with self._step(f"waiting for {pattern!r} on the console"):
-            match = self._console.wait_for(pattern, timeout)
+            match = self._console.wait_for(pattern, min(timeout, 2.0))
+            while match is None and time.monotonic() < deadline:
+                if line := self._kernel_log_line(pattern):
+                    say(f"{self.name}: {pattern!r} is in the kernel log but not on the "
+                        "console (it lost the line)")
+                    self._raise_trouble(f"waiting for {pattern!r}")
+                    return line
+                match = self._console.wait_for(pattern, min(2.0, deadline - time.monotonic()))
         if match is None:
             raise RustkmError(f"{self.name}: {pattern!r} did not appear on the console "
                               f"in {timeout:.0f} s", details=self._console_tail())
@@ -610,6 +620,19 @@ class Machine:
     def console_path(self) -> Path:
         """The file the console is logged to while the VM runs."""
         return self.workdir / "console.log"
+
+    def _kernel_log_line(self, pattern: str) -> str | None:
+        """The first dmesg line matching `pattern`, or None (also when the guest cannot
+        answer: the caller's timeout then speaks)."""
+        try:
+            status, out = self.execute("dmesg", timeout=10)
+        except KernelTrouble:
+            raise
+        except RustkmError:
+            return None
+        regex = re.compile(pattern)
+        return next((line for line in out.splitlines() if regex.search(line)), None) \
+            if status == 0 else None
 
     def _console_tail(self, lines: int = 40) -> str:
         return "\n".join(self._console.snapshot()[-lines:]) if self._console else ""
