@@ -402,10 +402,14 @@ class Machine:
             match = self._console.wait_for(pattern, min(timeout, 2.0))
             while match is None and time.monotonic() < deadline:
                 if line := self._kernel_log_line(pattern):
-                    say(f"{self.name}: {pattern!r} is in the kernel log but not on the "
-                        "console (it lost the line)")
-                    self._raise_trouble(f"waiting for {pattern!r}")
-                    return line
+                    # Logged: the console may only lag behind (a loaded host); give it time.
+                    match = self._console.wait_for(pattern, 5.0)
+                    if match is None:
+                        say(f"{self.name}: {pattern!r} is in the kernel log but not on the "
+                            "console (it lost the line)")
+                        self._raise_trouble(f"waiting for {pattern!r}")
+                        return line
+                    break
                 match = self._console.wait_for(pattern, min(2.0, deadline - time.monotonic()))
         if match is None:
             raise RustkmError(f"{self.name}: {pattern!r} did not appear on the console "
