@@ -426,12 +426,15 @@ def main() -> None:
                                          "stock", "matrix", "kunit", "all"))
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--lanes", default=MATRIX_LANES, help="matrix: the lanes")
+    parser.add_argument("--no-suite", action="store_true",
+                        help="boot: skip the test slice with snapshots off and on")
     parser.add_argument("--no-prepare", action="store_true",
                         help="matrix: skip each lane's preparation from nothing")
     args = parser.parse_args()
     if args.what in ("boot", "all"):
         bench_boot(args.runs)
-    if args.what == "suite":
+    # The fast-VM targets together: boot also runs the test slice with snapshots off and on.
+    if args.what == "suite" or (args.what in ("boot", "all") and not args.no_suite):
         bench_suite(max(1, args.runs // 5))
     if args.what in ("module", "all"):
         bench_module(max(3, args.runs // 2))
