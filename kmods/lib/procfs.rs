@@ -7,6 +7,9 @@
 //! `procfs_glue.c`, builds `struct proc_ops` against the target kernel's headers and calls the
 //! `extern "C"` functions below. A module using this links both (see kmods/procfile/Kbuild).
 
+#[path = "span.rs"]
+mod span;
+
 use core::ptr::NonNull;
 use kernel::{
     bindings, ffi,
@@ -58,13 +61,10 @@ pub(crate) trait ProcFile: Send + Sync {
 /// A read at `pos` of `contents` held in memory: copies what lies from `pos` on into `out`,
 /// as much as fits; 0 at or past the end.
 pub(crate) fn read_at(contents: &[u8], out: &mut UserSliceWriter, pos: i64) -> Result<usize> {
-    let start = usize::try_from(pos).map_err(|_| EINVAL)?;
-    let Some(rest) = contents.get(start..) else {
-        return Ok(0);
-    };
-    let count = rest.len().min(out.len());
-    out.write_slice(&rest[..count])?;
-    Ok(count)
+    let range = span::read_range(contents.len(), pos, out.len())?;
+    let bytes = contents.get(range).ok_or(EINVAL)?;
+    out.write_slice(bytes)?;
+    Ok(bytes.len())
 }
 
 extern "C" {

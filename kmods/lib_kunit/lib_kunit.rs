@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! KUnit suites for the pure logic of kmods/lib: the sysctl read at a position, the LKMPG race
-//! examples' parser and printer, and the module-parameter helpers that run at build time.
+//! KUnit suites for the pure logic of kmods/lib: the sysctl and procfs reads at a position, the
+//! LKMPG race examples' parser and printer, and the module-parameter helpers that run at build
+//! time.
 //!
 //! kmods/lib is compiled into many modules, and a KUnit suite name may be registered only
 //! once: a suite in a lib file would be registered by every module including it. Loading this
@@ -16,6 +17,9 @@ mod sysctl;
 #[allow(dead_code)]
 #[path = "../lib/race.rs"]
 mod race;
+
+#[path = "../lib/span.rs"]
+mod span;
 
 #[allow(dead_code, unused_macros, unused_imports)]
 #[path = "../lib/params.rs"]
@@ -39,8 +43,27 @@ impl kernel::Module for LibKunit {
 
 #[kunit_tests(rustkm_lib)]
 mod tests {
-    use super::{params, race, sysctl};
+    use super::{params, race, span, sysctl};
     use kernel::prelude::*;
+
+    #[test]
+    fn procfs_reads_take_what_fits_from_the_position() {
+        assert_eq!(span::read_range(6, 0, 3), Ok(0..3));
+        assert_eq!(span::read_range(6, 3, 3), Ok(3..6));
+        assert_eq!(span::read_range(6, 4, 100), Ok(4..6));
+        assert_eq!(span::read_range(6, 1, usize::MAX), Ok(1..6));
+        assert_eq!(span::read_range(6, 2, 0), Ok(2..2));
+    }
+
+    #[test]
+    fn procfs_reads_at_or_past_the_end_are_empty_and_negative_ones_refused() {
+        assert_eq!(span::read_range(6, 6, 3), Ok(6..6));
+        assert_eq!(span::read_range(6, 1 << 40, 3), Ok(6..6));
+        assert_eq!(span::read_range(6, i64::MAX, 3), Ok(6..6));
+        assert_eq!(span::read_range(0, 0, 3), Ok(0..0));
+        assert_eq!(span::read_range(6, -1, 3), Err(EINVAL));
+        assert_eq!(span::read_range(6, i64::MIN, 3), Err(EINVAL));
+    }
 
     #[test]
     fn sysctl_read_at_follows_the_position() {
