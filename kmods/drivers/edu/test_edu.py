@@ -292,3 +292,18 @@ def test_a_device_added_through_qmp_is_found_by_a_rescan_and_bound(edu):
     edu.succeed("echo 1 > /sys/bus/pci/devices/0000:00:08.0/remove")
     edu.fail("test -e /dev/edu1")
     assert ctl(edu, "fact", 5) == "120"
+
+
+@pytest.mark.rustkm(modules=["."], devices=["edu", "pci-testdev"], programs=["edu_ctl.c"])
+def test_a_device_that_answers_like_no_edu_is_refused_at_probe(edu):
+    # Another device forced onto the driver (new_id): its identification register holds what
+    # no edu holds, and probe refuses it; the real edu goes on working.
+    testdev = "/sys/bus/pci/devices/0000:00:05.0"
+    assert edu.succeed(f"cat {testdev}/vendor {testdev}/device").split() == ["0x1b36", "0x0005"]
+    edu.succeed("echo '1b36 0005' > /sys/bus/pci/drivers/edu/new_id")
+    line = edu.wait_for_console_text(r"0000:00:05.0: not an edu device: identification 0x")
+    assert not line.endswith("0x010000ed")
+    edu.fail(f"test -e {testdev}/driver")
+    edu.fail("test -e /dev/edu1")
+    assert ctl(edu, "fact", 10) == str(device_factorial(10))
+    edu.assert_no_leaks("edu")
