@@ -154,9 +154,10 @@ def test_printerfact_runs_clean_and_says_what_it_hammered(kernel, tmp_path):
         assert found and int(found.group(1)) > 20 and int(found.group(2)) > 0, done.stderr
 
 
-# CI's short fuzz of a fixed handful of the project's modules (the full run is by hand): a
-# /proc file that behaves like a regular one and LKMPG's ioctl example (sysctl by hand).
-@pytest.mark.parametrize("module", ["kmods/procfile", "kmods/lkmpg/chardev2"])
+# CI's short fuzz of a fixed handful of the project's modules, within the 3 minutes on
+# the debug lane: printerfact above, a /proc file that behaves like a regular one here, and
+# hello_1 (no files) below; every module of kmods/ is fuzzed by hand (README).
+@pytest.mark.parametrize("module", ["kmods/procfile"])
 def test_a_short_fuzz_of_a_project_module_finds_nothing(kernel, tmp_path, module):
     done = fuzz(str(ROOT / module), "--seconds", "10", "--seed", "11", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-4000:]
