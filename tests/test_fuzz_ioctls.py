@@ -106,3 +106,18 @@ def test_fuzz_devices_are_qemu_device_strings(tmp_path):
         (tmp_path / "rustkm-module.toml").write_text(f"[fuzz]\n{bad}\n")
         with pytest.raises(RustkmError, match="devices = "):
             read_module_file(tmp_path)
+
+
+def test_fuzz_params_are_insmod_words(tmp_path):
+    from rustkm.fuzz.session import FuzzRun, fuzzer_argv, parameters
+
+    assert read_module_file(ROOT / "kmods/lkmpg/example_tasklet").fuzz_params == "delay_ms=20"
+    (tmp_path / "rustkm-module.toml").write_text('[fuzz]\nparams = " a=1   b=x,y "\n')
+    params = read_module_file(tmp_path).fuzz_params
+    assert params == "a=1 b=x,y" and parameters(params) == {"a": "1", "b": "x,y"}
+    run = FuzzRun(["m"], ["/dev/m"], 1, 1, 1, "/lib/modules/rustkm/m.ko", params=params)
+    assert "RUSTKM_FUZZ_PARAMS=a=1 b=x,y" in fuzzer_argv(run, "/bin/rustkm-fuzz", "run")
+    for bad in ('params = "a"', 'params = "a=1; reboot"', 'params = "a=$(x)"', "params = 3"):
+        (tmp_path / "rustkm-module.toml").write_text(f"[fuzz]\n{bad}\n")
+        with pytest.raises(RustkmError, match="params = "):
+            read_module_file(tmp_path)

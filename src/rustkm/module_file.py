@@ -20,12 +20,15 @@ from rustkm.errors import RustkmError
 
 MODULE_FILE = "rustkm-module.toml"
 _PROBE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# Module parameters as insmod takes them, values without spaces or shell characters.
+_PARAMS = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*=[A-Za-z0-9_.,:+-]+\s*)*$")
 _RUST_PATH = re.compile(r"^(::)?[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*$")
 _EXAMPLE = ('[lanes]\nskip = { "debian:*" = "needs CONFIG_KUNIT" }\n[probes]\n'
             'NAME = "kernel::some::Item"  # or NAME = { code = "fn f() { ... }" }\n'
             '[fuzz]\nioctls = [0x40046601, "_IOWR(\'E\', 2, 4)"]\n'
             'setup = "echo x > /sys/..."  # guest commands before insmod\n'
-            'devices = ["edu"]  # QEMU devices the module drives')
+            'devices = ["edu"]  # QEMU devices the module drives\n'
+            'params = "delay_ms=20"  # for every insmod of the module')
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class ModuleFile:
     ioctls: tuple[int | str, ...] = ()  # [fuzz] ioctls: commands for rustkm fuzz
     fuzz_setup: str = ""  # [fuzz] setup: guest shell commands run before the module loads
     fuzz_devices: tuple[str, ...] = ()  # [fuzz] devices: QEMU -device strings for its guests
+    fuzz_params: str = ""  # [fuzz] params: "name=value ..." for every insmod of the module
 
 
 def read_module_file(folder: Path) -> ModuleFile:
@@ -73,15 +77,20 @@ def read_module_file(folder: Path) -> ModuleFile:
     ioctls = fuzz.get("ioctls", []) if isinstance(fuzz, dict) else None
     setup = fuzz.get("setup", "") if isinstance(fuzz, dict) else None
     devices = fuzz.get("devices", []) if isinstance(fuzz, dict) else None
-    if not isinstance(fuzz, dict) or [k for k in fuzz if k not in ("ioctls", "setup", "devices")] \
+    params = fuzz.get("params", "") if isinstance(fuzz, dict) else None
+    if not isinstance(fuzz, dict) or \
+            [k for k in fuzz if k not in ("ioctls", "setup", "devices", "params")] \
+            or not isinstance(params, str) or not _PARAMS.match(params) \
             or not isinstance(ioctls, list) or not all(isinstance(c, (int, str)) for c in ioctls) \
             or not isinstance(setup, str) or not isinstance(devices, list) \
             or not all(isinstance(d, str) and d.strip() for d in devices):
         raise RustkmError(f"{path}: [fuzz] takes ioctls = [NUMBER or \"_IOR('T', NR, SIZE)\", ...], "
                           "setup = \"guest shell commands run before the module loads\" and "
-                          "devices = [\"QEMU -device string\", ...]", hint=_EXAMPLE)
+                          "devices = [\"QEMU -device string\", ...] and params = "
+                          "\"name=value ...\" (for every insmod)", hint=_EXAMPLE)
     return ModuleFile(skip=dict(skip), probes=_probes(path, data.get("probes", {})),
-                      ioctls=tuple(ioctls), fuzz_setup=setup, fuzz_devices=tuple(devices))
+                      ioctls=tuple(ioctls), fuzz_setup=setup, fuzz_devices=tuple(devices),
+                      fuzz_params=" ".join(params.split()))
 
 
 def _probes(path: Path, table: object) -> tuple[Probe, ...]:

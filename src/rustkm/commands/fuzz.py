@@ -82,10 +82,13 @@ def _fuzz(args: argparse.Namespace, tc: Toolchain, kernel: KernelBuild, kos: lis
     )
 
     cycle = "-" if args.no_cycle else f"{GUEST_MODULES}/{kos[0].name}"
+    from rustkm.module_file import read_module_file
+
     devices = _devices(args.dirs)
+    params = read_module_file(args.dirs[0]).fuzz_params
     with start_guest(tc, kernel, kos, args.cpus, devices=devices) as vm:
         setup = _setup(args.dirs)
-        files = load_and_discover(vm, kos, setup)
+        files = load_and_discover(vm, kos, setup, params)
         if files:
             say(f"fuzz: {len(files)} file(s) the module(s) created: {', '.join(files)}")
         else:
@@ -95,7 +98,8 @@ def _fuzz(args: argparse.Namespace, tc: Toolchain, kernel: KernelBuild, kos: lis
             if cycle == "-":
                 return 0
         run = FuzzRun([ko.stem for ko in kos], files, seed, args.seconds, args.threads, cycle,
-                      ioctls=_ioctls(args.dirs), setup=setup, devices=devices)
+                      ioctls=_ioctls(args.dirs), setup=setup, devices=devices,
+                      params=params)
         if run.ioctls:
             say(f"fuzz: {len(run.ioctls)} ioctl command(s) of the module(s) tried beside "
                 f"random ones: {', '.join(hex(c) for c in run.ioctls[:8])}"
@@ -204,9 +208,9 @@ def _probe(tc: Toolchain, kernel: KernelBuild, kos: list[Path],
     def probe(ops: list[str]) -> bool:
         with quietly(), start_guest(tc, kernel, kos, 1, name="fuzz-probe",
                                        devices=run.devices) as vm:
-            load(vm, kos, run.setup)
+            load(vm, kos, run.setup, run.params)
             try:
-                replay_ops(vm, run.files, ops, run.cycle)
+                replay_ops(vm, run.files, ops, run.cycle, params=run.params)
             except KernelTrouble as e:
                 return ", ".join(sorted({t.kind for t in e.troubles})) == kind
             except RustkmError:
@@ -239,8 +243,8 @@ OPS = """\\
 
 
 def test_fuzz_finding_{seed}(vm):
-{setup}    vm.insmod({module!r})
-    replay_ops(vm, FILES, OPS, cycle={cycle!r})
+{setup}    vm.insmod({module!r}{params})
+    replay_ops(vm, FILES, OPS, cycle={cycle!r}{replay_params})
 '''
 
 
@@ -248,9 +252,13 @@ def _write_test(folder: Path, run: FuzzRun, ops: list[str], module: str) -> Path
     assert run.finding is not None
     path = folder / f"test_fuzz_{run.seed}.py"
     title = run.finding.title.replace('"""', "'''")
+    from rustkm.fuzz.session import parameters
+
     devices = f", devices={run.devices!r}" if run.devices else ""
+    params = "".join(f", {k}={v!r}" for k, v in parameters(run.params).items())
     path.write_text(_TEST.format(seed=run.seed, lane="debug", title=title, files=run.files,
-                                 devices=devices,
+                                 devices=devices, params=params,
+                                 replay_params=f", params={run.params!r}" if run.params else "",
                                  ops="\n".join(ops), module=module, cycle=run.cycle,
                                  setup=f"    vm.succeed({run.setup!r}, timeout=120)  # [fuzz] "
                                        "setup\n" if run.setup else ""))
@@ -286,11 +294,11 @@ def _replay(args: argparse.Namespace) -> int:
     ops_file = path.parent / "ops.txt"
     with start_guest(tc, kernel, kos, args.cpus, name="fuzz-replay",
                                         devices=run.devices) as vm:
-        load(vm, kos, run.setup)
+        load(vm, kos, run.setup, run.params)
         try:
             if ops_file.is_file():
                 say(f"fuzz: replaying the minimized operations of {ops_file}")
-                replay_ops(vm, run.files, ops_file.read_text(), run.cycle)
+                replay_ops(vm, run.files, ops_file.read_text(), run.cycle, params=run.params)
             else:
                 say(f"fuzz: no minimized operations: the seed {run.seed} again, "
                     f"{run.threads} threads, {run.seconds} s")

@@ -14,7 +14,7 @@ OPS_FILE = "/tmp/rustkm-fuzz.ops"
 
 
 def replay_ops(vm: Machine, files: list[str], ops: str | list[str], cycle: str = "-",
-               timeout: float = 600.0) -> str:
+               timeout: float = 600.0, params: str = "") -> str:
     """Run `ops` (lines as `rustkm-fuzz plan` prints them) one after another in `vm`, on
     `files`; the kernel's report, if any, raises as for any command (KernelTrouble)."""
     text = ops if isinstance(ops, str) else "\n".join(ops) + "\n"
@@ -24,5 +24,6 @@ def replay_ops(vm: Machine, files: list[str], ops: str | list[str], cycle: str =
         host = Path(tmp) / "ops"
         host.write_text(text)
         vm.copy_to(host, OPS_FILE)
-    argv = shlex.join([FUZZER, "exec", cycle, *(files or [PLACEHOLDER])])
+    argv = shlex.join([*(["env", f"RUSTKM_FUZZ_PARAMS={params}"] if params else []),
+                       FUZZER, "exec", cycle, *(files or [PLACEHOLDER])])
     return vm.succeed(f"{argv} < {OPS_FILE}", timeout=timeout)

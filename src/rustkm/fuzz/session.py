@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from rustkm.errors import RustkmError
 from rustkm.fuzz.discover import listing, listing_before, new_files
 from rustkm.guest_tools import cached_tool
 from rustkm.kernel.build import KernelBuild
 from rustkm.kernel.guest import guest_kernel
 from rustkm.leaks import unload_and_scan
 from rustkm.log import say
-from rustkm.machine import KernelTrouble, Machine, boot
+from rustkm.machine import CommandFailed, KernelTrouble, Machine, boot
 from rustkm.toolchain import Toolchain
 from rustkm.vm import VmOptions
 
@@ -70,6 +71,7 @@ class FuzzRun:
     kept: int = 0  # operations kept for reaching new module code (KCOV)
     setup: str = ""  # guest shell commands run before the modules load ([fuzz] setup)
     devices: list[str] = field(default_factory=list)  # QEMU devices ([fuzz] devices)
+    params: str = ""  # "name=value ..." for every insmod of the cycled module ([fuzz] params)
 
 
 def fuzzer_argv(run: FuzzRun, binary: str, *args: str, kept: Sequence[int] = ()) -> list[str]:
@@ -78,6 +80,8 @@ def fuzzer_argv(run: FuzzRun, binary: str, *args: str, kept: Sequence[int] = ())
     env = [f"RUSTKM_FUZZ_IOCTLS={','.join(hex(c) for c in run.ioctls)}"] if run.ioctls else []
     if kept:
         env.append(f"RUSTKM_FUZZ_KEPT={','.join(str(i) for i in sorted(kept))}")
+    if run.params:
+        env.append(f"RUSTKM_FUZZ_PARAMS={run.params}")
     return [*(["env", *env] if env else []), binary, *args, run.cycle,
             *(run.files or [PLACEHOLDER])]
 
@@ -116,20 +120,30 @@ def start_guest(tc: Toolchain, kernel: KernelBuild, kos: Sequence[Path], cpus: i
                 toolchain=tc, name=name)
 
 
-def load(vm: Machine, kos: Sequence[Path], setup: str) -> None:
+def parameters(params: str) -> dict[str, str]:
+    """`name=value ...` ([fuzz] params) as insmod keywords."""
+    return dict(word.split("=", 1) for word in params.split())
+
+
+def _insmod_all(vm: Machine, kos: Sequence[Path], params: str) -> None:
+    """The first module (the one cycled) with its [fuzz] params, then the others."""
+    for i, ko in enumerate(kos):
+        vm.insmod(ko.stem, 120.0, **(parameters(params) if i == 0 else {}))
+
+
+def load(vm: Machine, kos: Sequence[Path], setup: str, params: str = "") -> None:
     """The modules' own set-up ([fuzz] setup of rustkm-module.toml), then insmod."""
     if setup:
         vm.succeed(setup, timeout=120)
-    for ko in kos:
-        vm.insmod(ko.stem)
+    _insmod_all(vm, kos, params)
 
 
-def load_and_discover(vm: Machine, kos: Sequence[Path], setup: str = "") -> list[str]:
+def load_and_discover(vm: Machine, kos: Sequence[Path], setup: str = "",
+                      params: str = "") -> list[str]:
     if setup:  # the set-up's own files are not the modules'
         vm.succeed(setup, timeout=120)
     before = listing(vm) if setup else listing_before(vm)
-    for ko in kos:
-        vm.insmod(ko.stem)
+    _insmod_all(vm, kos, params)
     return new_files(before, listing(vm), [ko.stem for ko in kos])
 
 
@@ -193,6 +207,18 @@ def fuzz_once(vm: Machine, run: FuzzRun, live: bool = True) -> FuzzRun:
         run.finding = Finding(", ".join(sorted({t.kind for t in troubles})), troubles[0].title,
                               e.details or e.message, counts, rate, kept)
         return run
+    except CommandFailed as e:
+        if not e.result.timed_out:
+            raise
+        # No kernel report, but no end either: the guest is stalled (a module busy in atomic
+        # context, a deadlock below the hung-task detector's view). Say so with the console.
+        tail = "\n".join(vm.console_log[mark:].splitlines()[-40:])
+        raise RustkmError(f"the fuzzer did not finish {run.seconds} s of fuzzing within "
+                          f"{run.seconds + 90} s: the guest stalled (seed {run.seed})",
+                          details=f"the console's last lines:\n{tail}",
+                          hint="a module that busy-waits at load can stall the insmod/rmmod "
+                               "cycles: give it quick parameters ([fuzz] params in "
+                               "rustkm-module.toml) or run with --no-cycle") from None
     run.wall = time.monotonic() - started
     run.counts, _ = progress(out)
     run.per_op = {m.group(1): int(m.group(2)) for m in _PER_OP.finditer(out)}

@@ -299,7 +299,9 @@ static void cycle(void)
 	pid_t pid = fork();
 
 	if (pid == 0) {
-		execl("/bin/sh", "sh", "-c", "rmmod \"$1\" 2>/dev/null; insmod \"$0\" 2>/dev/null",
+		/* RUSTKM_FUZZ_PARAMS: the module's [fuzz] params, split into words by sh. */
+		execl("/bin/sh", "sh", "-c",
+		      "rmmod \"$1\" 2>/dev/null; insmod \"$0\" $RUSTKM_FUZZ_PARAMS 2>/dev/null",
 		      module, strrchr(module, '/') ? strrchr(module, '/') + 1 : module, NULL);
 		_exit(127);
 	}
