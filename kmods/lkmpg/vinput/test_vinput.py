@@ -163,3 +163,15 @@ def test_unload_and_load_again(vkbd):
     vkbd.insmod("vkbd")
     export(vkbd)
     assert keys_seen(vkbd, event_node(vkbd), ["+1", "-1"], 2) == [(1, 1), (1, 0)]
+
+
+def test_unloading_leaves_nothing_behind(vkbd):
+    # On the debug lane kmemleak checks that unloading after real use leaves nothing behind.
+    # `rustkm fuzz kmods/lkmpg/vinput --seconds 20 --seed 42` found vinput's global state
+    # keeping its types' buffer after the unload (8 bytes from krealloc in vinput_register,
+    # called from vkbd's init), three runs out of three before the fix and none after; a run
+    # this short does not always let kmemleak see it (a stale reference hides it).
+    export(vkbd)
+    assert keys_seen(vkbd, event_node(vkbd), ["+30", "-30"], 2) == [(30, 1), (30, 0)]
+    vkbd.assert_no_leaks("vinput", "vkbd")  # kmemleak on the debug lane
+    assert vkbd.run(f"test -e {CLASS}").status != 0

@@ -108,7 +108,7 @@ def _fuzz(args: argparse.Namespace, tc: Toolchain, kernel: KernelBuild, kos: lis
             f"{kernel.release} ({', '.join(kernel.fragments[-2:])})")
         fuzz_once(vm, run)
         if run.finding is None:
-            run.finding = check_leaks(vm, run.modules)
+            run.finding = check_leaks(vm, run.modules, kos)
     _summary(run)
     if run.finding is None:
         return 0
@@ -218,7 +218,7 @@ def _probe(tc: Toolchain, kernel: KernelBuild, kos: list[Path],
             if kind == "kmemleak":
                 from rustkm.fuzz.session import check_leaks
 
-                return check_leaks(vm, run.modules) is not None
+                return check_leaks(vm, run.modules, kos) is not None
             return False
 
     return probe
@@ -243,9 +243,8 @@ OPS = """\\
 
 
 def test_fuzz_finding_{seed}(vm):
-{setup}    vm.insmod({module!r}{params})
-    replay_ops(vm, FILES, OPS, cycle={cycle!r}{replay_params})
-'''
+{setup}{loads}    replay_ops(vm, FILES, OPS, cycle={cycle!r}{replay_params})
+{leaks}'''
 
 
 def _write_test(folder: Path, run: FuzzRun, ops: list[str], module: str) -> Path:
@@ -256,8 +255,15 @@ def _write_test(folder: Path, run: FuzzRun, ops: list[str], module: str) -> Path
 
     devices = f", devices={run.devices!r}" if run.devices else ""
     params = "".join(f", {k}={v!r}" for k, v in parameters(run.params).items())
+    # Every module the run loaded, in order, the first (the cycled one) with its parameters;
+    # a leak is only seen once they are unloaded and kmemleak has scanned.
+    names = run.modules or [module]
+    loads = "".join(f"    vm.insmod({name!r}{params if i == 0 else ''})\n"
+                    for i, name in enumerate(names))
+    leaks = (f"    vm.assert_no_leaks({', '.join(repr(n) for n in names)})  # kmemleak\n"
+             if run.finding.kind == "kmemleak" else "")
     path.write_text(_TEST.format(seed=run.seed, lane="debug", title=title, files=run.files,
-                                 devices=devices, params=params,
+                                 devices=devices, loads=loads, leaks=leaks,
                                  replay_params=f", params={run.params!r}" if run.params else "",
                                  ops="\n".join(ops), module=module, cycle=run.cycle,
                                  setup=f"    vm.succeed({run.setup!r}, timeout=120)  # [fuzz] "

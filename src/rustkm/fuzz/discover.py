@@ -1,8 +1,8 @@
 """What a module created in the guest: the files that appear when it is loaded.
 
-The guest's device nodes, /proc (processes aside), /sys/kernel, /sys/devices and debugfs are
-listed before and after insmod; the new regular files and device nodes are the module's (its
-/sys/module/NAME/parameters included). The module's own bookkeeping in /sys/module/NAME
+The guest's device nodes, /proc (processes aside), /sys/kernel, /sys/devices, /sys/class,
+/sys/bus and debugfs are listed before and after insmod; the new regular files and device
+nodes are the module's (its /sys/module/NAME/parameters included). The module's own bookkeeping in /sys/module/NAME
 (sections, notes, holders, refcnt...) is the kernel's, not the module's code, and is left out.
 """
 
@@ -12,10 +12,14 @@ import os
 import shlex
 import tempfile
 
+from rustkm.cache import cache_key
 from rustkm.machine import Machine
 from rustkm.toolchain import store_dir
 
-_ROOTS = ("/dev", "/proc", "/sys/kernel", "/sys/devices", "/sys/module", "/sys/kernel/debug")
+# /sys/class and /sys/bus hold class attributes (a class's own export files, as vinput's) and
+# driver attributes (bind, unbind, new_id); the rest of them are links into /sys/devices.
+_ROOTS = ("/dev", "/proc", "/sys/kernel", "/sys/devices", "/sys/module", "/sys/kernel/debug",
+          "/sys/class", "/sys/bus")
 _PRUNE = ("/proc/[0-9]*", "/proc/self", "/proc/thread-self", "/proc/kcore", "/proc/kmsg",
           "/sys/module/*/sections", "/sys/module/*/notes", "/sys/module/*/holders")
 _KERNELS_OWN = ("refcnt", "initstate", "coresize", "initsize", "taint", "srcversion",
@@ -36,7 +40,8 @@ def listing_before(vm: Machine) -> set[str]:
     so it is kept per snapshot, published whole."""
     if not vm.snapshot_key or not vm.boot_how.startswith("restored"):
         return listing(vm)
-    cached = store_dir() / "fuzz-listings" / vm.snapshot_key
+    # Keyed by the listing command too: a listing made with other roots would not compare.
+    cached = store_dir() / "fuzz-listings" / f"{vm.snapshot_key}-{cache_key(LIST_COMMAND)}"
     try:
         return {line for line in cached.read_text().splitlines() if line}
     except OSError:

@@ -229,9 +229,9 @@ def fuzz_once(vm: Machine, run: FuzzRun, live: bool = True) -> FuzzRun:
     return run
 
 
-def check_leaks(vm: Machine, modules: list[str]) -> Finding | None:
+def check_leaks(vm: Machine, modules: list[str], kos: Sequence[Path] = ()) -> Finding | None:
     """After the last rmmod: kmemleak's report of objects the modules allocated, if any."""
-    text = unload_and_scan(vm, modules)
+    text = unload_and_scan(vm, modules, {ko.stem.replace("-", "_"): ko for ko in kos})
     if text is None:
         return None
     count = text.count("unreferenced object")
