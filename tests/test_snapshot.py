@@ -17,6 +17,9 @@ from rustkm.errors import RustkmError
 from rustkm.vm import VmOptions
 
 ROOT = Path(__file__).parents[1]
+# These tests are about snapshots: with RUSTKM_SNAPSHOTS=0 (every VM cold) they do not apply.
+pytestmark = pytest.mark.skipif(os.environ.get("RUSTKM_SNAPSHOTS", "1") == "0",
+                                reason="RUSTKM_SNAPSHOTS=0: snapshots are off")
 PRINTERFACT = ROOT / "kmods" / "printerfact"
 
 
