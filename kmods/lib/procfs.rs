@@ -11,6 +11,7 @@
 mod span;
 
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::{
     bindings, ffi,
     prelude::*,
@@ -80,7 +81,10 @@ extern "C" {
 /// What the proc entry's `data` points to.
 struct Handler {
     file: *const dyn ProcFile,
-    entry: *mut ffi::c_void,
+    /// The entry, once `rustkm_procfs_create` has returned. The file is visible in /proc
+    /// before that, and an open can come first (`rustkm fuzz` found it: proc_set_size on a
+    /// null entry oopsed), so it is atomic and may still be null in a callback.
+    entry: AtomicPtr<ffi::c_void>,
 }
 
 impl Handler {
@@ -92,8 +96,9 @@ impl Handler {
         // SAFETY: per the contract, `data` points to the live `Handler` of a registration,
         // whose `file` outlives it.
         let handler = unsafe { &*data.cast::<Handler>() };
+        let entry = handler.entry.load(Ordering::Acquire);
         // SAFETY: `file` points into the registration's pinned box (see `Registration`).
-        (unsafe { &*handler.file }, handler.entry)
+        (unsafe { &*handler.file }, entry)
     }
 }
 
@@ -118,7 +123,7 @@ impl<T: ProcFile + 'static> Registration<T> {
         let mut handler = KBox::new(
             Handler {
                 file: core::ptr::from_ref(target),
-                entry: core::ptr::null_mut(),
+                entry: AtomicPtr::new(core::ptr::null_mut()),
             },
             GFP_KERNEL,
         )?;
@@ -126,7 +131,7 @@ impl<T: ProcFile + 'static> Registration<T> {
         // SAFETY: `name` is 'static; `data` stays valid until `Drop` removes the entry.
         let entry = unsafe { rustkm_procfs_create(name.as_char_ptr(), mode, data) };
         let entry = NonNull::new(entry).ok_or(ENOMEM)?;
-        handler.entry = entry.as_ptr();
+        handler.entry.store(entry.as_ptr(), Ordering::Release);
         let registration = Self {
             entry,
             handler,
@@ -179,7 +184,8 @@ unsafe extern "C" fn rustkm_procfs_open(
     let (handler, entry) = unsafe { Handler::from_data(data) };
     match handler.open(OpenFlags(flags)) {
         Ok(()) => {
-            // SAFETY: `entry` is registered and `file` is being opened on it.
+            // SAFETY: `entry` is registered or null (not yet published; the glue skips it) and
+            // `file` is being opened on it.
             unsafe { rustkm_procfs_set_size(entry, file, handler.size()) };
             0
         }
@@ -224,7 +230,8 @@ unsafe extern "C" fn rustkm_procfs_write(
     // SAFETY: `pos` is the file position procfs passes, valid during the call.
     let pos = unsafe { &mut *pos };
     let result = handler.write(&mut input, pos, OpenFlags(flags).append());
-    // SAFETY: `entry` is registered and `file` is open on it.
+    // SAFETY: `entry` is registered or null (not yet published; the glue skips it) and
+    // `file` is open on it.
     unsafe { rustkm_procfs_set_size(entry, file, handler.size()) };
     to_ssize(result)
 }

@@ -77,7 +77,9 @@ void rustkm_procfs_remove(void *entry)
 /* stat(2) shows the size: the entry's (for new inodes) and the open file's inode. */
 void rustkm_procfs_set_size(void *entry, struct file *file, loff_t size)
 {
-	proc_set_size(entry, size);
+	/* NULL while proc_create_data has not returned yet: the size is set right after. */
+	if (entry)
+		proc_set_size(entry, size);
 	if (file)
 		i_size_write(file_inode(file), size);
 }
