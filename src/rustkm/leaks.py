@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from rustkm.machine import Machine
 
 KMEMLEAK = "/sys/kernel/debug/kmemleak"
-_SECTION = re.compile(r"^/sys/module/[^/]+/sections/(\S+?):(0x[0-9a-f]+)$")
 _BARE_FRAME = re.compile(r"^(\s*)0x([0-9a-f]{8,16})\s*$")
 
 
@@ -81,18 +80,19 @@ def _elf_sections(ko: Path) -> dict[str, tuple[int, tuple[tuple[int, int, str], 
 
 
 def placements(vm: Machine, kos: Mapping[str, Path]) -> list[Placed]:
-    """Where the guest loaded each allocated section of the modules `kos` (name -> .ko)."""
+    """Where the guest loaded each allocated section of the modules `kos` (name -> .ko);
+    a module that is not loaded has none."""
+    from rustkm.debug import module_sections
+
     placed = []
     for name, ko in kos.items():
-        out = vm.execute(f"grep -H . /sys/module/{shlex.quote(name)}/sections/.[a-z]* "
-                         "2>/dev/null")[1]
+        try:
+            loaded = module_sections(vm, name)
+        except RustkmError:
+            continue  # not loaded: its frames stay bare
         sizes = _elf_sections(ko)
-        for line in out.splitlines():
-            found = _SECTION.match(line.strip())
-            if found and found.group(1) in sizes and int(found.group(2), 16):
-                size, symbols = sizes[found.group(1)]
-                placed.append(Placed(name, found.group(1), int(found.group(2), 16), size,
-                                     symbols))
+        placed += [Placed(name, section, start, *sizes[section])
+                   for section, start in loaded.items() if section in sizes]
     return placed
 
 
@@ -104,12 +104,12 @@ def attribute(report: str, modules: list[str], placed: list[Placed]) -> str | No
     for block in report.split("unreferenced object")[1:]:
         lines, mine = [], False
         for line in block.splitlines():
-            bare = _BARE_FRAME.match(line)
-            where = next((p for p in placed if bare and
-                          p.start <= int(bare.group(2), 16) < p.start + p.size), None)
-            if bare and where is not None:
-                mine = True
-                line = f"{bare.group(1)}0x{bare.group(2)} {where.name(int(bare.group(2), 16))}"
+            if bare := _BARE_FRAME.match(line):
+                address = int(bare.group(2), 16)
+                where = next((p for p in placed if p.start <= address < p.start + p.size), None)
+                if where is not None:
+                    mine = True
+                    line = f"{bare.group(1)}0x{bare.group(2)} {where.name(address)}"
             elif any(f"[{m}]" in line for m in modules):
                 mine = True
             lines.append(line)

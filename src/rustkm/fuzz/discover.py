@@ -2,8 +2,9 @@
 
 The guest's device nodes, /proc (processes aside), /sys/kernel, /sys/devices, /sys/class,
 /sys/bus and debugfs are listed before and after insmod; the new regular files and device
-nodes are the module's (its /sys/module/NAME/parameters included). The module's own bookkeeping in /sys/module/NAME
-(sections, notes, holders, refcnt...) is the kernel's, not the module's code, and is left out.
+nodes are the module's (its /sys/module/NAME/parameters included). The module's own
+bookkeeping in /sys/module/NAME (sections, notes, holders, refcnt...) is the kernel's, not the
+module's code, and is left out.
 """
 
 from __future__ import annotations

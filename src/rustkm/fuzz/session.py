@@ -20,7 +20,7 @@ from rustkm.kernel.build import KernelBuild
 from rustkm.kernel.guest import guest_kernel
 from rustkm.leaks import unload_and_scan
 from rustkm.log import say
-from rustkm.machine import CommandFailed, KernelTrouble, Machine, boot
+from rustkm.machine import CommandFailed, KernelTrouble, Machine, _loaded_name, boot
 from rustkm.toolchain import Toolchain
 from rustkm.vm import VmOptions
 
@@ -231,7 +231,7 @@ def fuzz_once(vm: Machine, run: FuzzRun, live: bool = True) -> FuzzRun:
 
 def check_leaks(vm: Machine, modules: list[str], kos: Sequence[Path] = ()) -> Finding | None:
     """After the last rmmod: kmemleak's report of objects the modules allocated, if any."""
-    text = unload_and_scan(vm, modules, {ko.stem.replace("-", "_"): ko for ko in kos})
+    text = unload_and_scan(vm, modules, {_loaded_name(ko): ko for ko in kos})
     if text is None:
         return None
     count = text.count("unreferenced object")
