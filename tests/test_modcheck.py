@@ -23,6 +23,7 @@ from handmade_ko import (
 )
 
 from rustkm import boot
+from rustkm.errors import RustkmError
 from rustkm.machine import CommandFailed
 from rustkm.modcheck import check, crate_hashes, explain_vermagic, namespace_allows
 from rustkm.module import build_module
@@ -160,17 +161,23 @@ def test_the_kernel_refuses_what_check_refuses(self_built, printerfact_ko, tmp_p
         "Unknown symbol _RNvNtCs": mit_license_ko(printerfact_ko, tmp_path / "b.ko"),
         "Unknown symbol _RNv": other_rustc_ko(printerfact_ko, tmp_path / "c.ko")[0],
         "Unknown symbol ret_from_fork": unexported_symbol_ko(printerfact_ko, tmp_path / "d.ko"),
-        "Invalid architecture in ELF header: 183": header_patched_ko(
-            printerfact_ko, tmp_path / "e.ko", "machine", EM_AARCH64),
         "Invalid ELF header type: 2 != 1": header_patched_ko(
             printerfact_ko, tmp_path / "f.ko", "type", ET_EXEC),
     }
-    for ko in refused.values():
+    arm64 = header_patched_ko(printerfact_ko, tmp_path / "e.ko", "machine", EM_AARCH64)
+    for ko in (*refused.values(), arm64):
         assert check(ko, kernel).problems
     with boot(kernel, [], toolchain=tc) as vm:
         for dmesg, ko in refused.items():
             with pytest.raises(CommandFailed, match=dmesg):
                 vm.insmod(ko)
+        # Another architecture's module: the helper refuses it with the reason, and the
+        # kernel's own loader refuses it too.
+        with pytest.raises(RustkmError, match="e.ko is built for arm64, and this guest is x86_64"):
+            vm.insmod(arm64)
+        vm.copy_to(arm64, "/tmp/e.ko")
+        assert vm.run("insmod /tmp/e.ko").status != 0
+        assert "Invalid architecture in ELF header: 183" in vm.succeed("dmesg")
         vm.insmod(printerfact_ko)
         assert vm.succeed("cat /dev/printerfact").strip()
 

@@ -13,6 +13,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from rustkm.arch import Arch, host_arch
+from rustkm.errors import RustkmError
 from rustkm.log import say
 from rustkm.toolchain import Toolchain, store_dir
 
@@ -45,9 +47,16 @@ def kvm_usable(tc: Toolchain, kernel: Path) -> tuple[bool, str]:
     return False, f"a probe guest failed under KVM: {first.strip()}"
 
 
-def choose_accel(tc: Toolchain, kernel: Path, wanted: str = "auto") -> str:
-    """'kvm' or 'tcg'. With 'auto' (or RUSTKM_ACCEL), probes once per host boot."""
+def choose_accel(tc: Toolchain, kernel: Path, wanted: str = "auto",
+                 arch: Arch | None = None) -> str:
+    """'kvm' or 'tcg'. With 'auto' (or RUSTKM_ACCEL), probes once per host boot. Another
+    architecture's guest is always emulated (TCG)."""
     wanted = os.environ.get("RUSTKM_ACCEL", wanted)
+    if arch is not None and not arch.is_host:
+        if wanted == "kvm":
+            raise RustkmError(f"KVM cannot run an {arch.name} guest on this "
+                              f"{host_arch().name} host", hint="use --accel tcg or auto")
+        return "tcg"
     if wanted in ("kvm", "tcg"):
         return wanted
     record = store_dir() / "accel.json"

@@ -128,6 +128,14 @@ def _kernel_options(p: argparse.ArgumentParser) -> None:
                    help="the kernel lane: default, debug, debian:latest, debian:next, "
                         "debian:RELEASE (stock kernels, pinned in rustkm.lock), a "
                         "[lanes.NAME] of rustkm.toml, or a kernel build folder")
+    _arch_option(p)
+
+
+def _arch_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", metavar="ARCH",
+                   help="the guest's architecture: x86_64 or arm64 (default: the host's, or "
+                        "RUSTKM_ARCH); arm64 runs under TCG, on Debian's stock arm64 kernel "
+                        "unless --kernel says otherwise")
 
 
 def _vm_options(p: argparse.ArgumentParser) -> None:
@@ -162,6 +170,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="debian:SERIES")
     p.add_argument("--kernel", dest="stock", metavar="LANE",
                    help="pin a stock lane instead: debian:latest, debian:next, debian:RELEASE")
+    _arch_option(p)
     p.set_defaults(func=cmd_lock)
 
     p = verbs.add_parser("matrix", help="every module on every lane: built, tested, one table")
@@ -177,6 +186,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="print the table of shards' JSON files instead of running anything")
     p.add_argument("--build-only", action="store_true",
                    help="build every module on every lane; run no tests")
+    _arch_option(p)
     p.set_defaults(func=cmd_matrix)
 
     p = verbs.add_parser("build", help="build out-of-tree Rust modules")
@@ -244,7 +254,7 @@ def _request(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return project, KernelRequest.from_project(
         project, source=getattr(args, "source", None), toolchain=getattr(args, "toolchain", None),
         debug=getattr(args, "debug", None), fragments=fragments,
-        stock=getattr(args, "stock", None))
+        stock=getattr(args, "stock", None), arch=getattr(args, "arch", None))
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -283,6 +293,7 @@ def cmd_kernel_info(args: argparse.Namespace) -> int:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
+    from rustkm.arch import get_arch
     from rustkm.session import resolve_source
     from rustkm.toolchain import ensure_toolchain
 
@@ -292,7 +303,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
         from rustkm.session import stock_release
         from rustkm.stock import lock_stock_lane
 
-        pinned = lock_stock_lane(stock_release(request.stock), project.lock_path, args.update)
+        pinned = lock_stock_lane(stock_release(request.stock), project.lock_path, args.update,
+                                 get_arch(request.arch))
         say(f"{project.lock_path}: {request.stock} is Debian's {pinned.release} "
             f"{pinned.headers.version} ({pinned.suite})")
         return 0
@@ -333,7 +345,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     import tempfile
 
     from rustkm import matrix
-    from rustkm.lanes import resolve_lanes
+    from rustkm.arch import arch_from_environment
+    from rustkm.lanes import resolve_lanes, with_arch
     from rustkm.matrix_table import print_table
     from rustkm.module import build_module
     from rustkm.project import find_project
@@ -343,7 +356,10 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         cells, lane_names = matrix.merge(args.merge)
         return print_table(cells, lane_names)
     project = find_project()
-    lanes = {lane.name: lane for lane in resolve_lanes(args.lanes, project, "--lanes")}
+    names = args.lanes
+    if arch := args.arch or arch_from_environment():
+        names = ",".join(with_arch(name, arch) for name in names.split(","))
+    lanes = {lane.name: lane for lane in resolve_lanes(names, project, "--lanes")}
     shard = matrix.parse_shard(args.shard)
     folders = {_relative(d, project.root): d.resolve()
                for d in _module_dirs(_module_trees(args.dirs))}

@@ -79,21 +79,23 @@ def parse_help(text: str) -> frozenset[str]:
     return frozenset(_NAME.findall(text))
 
 
-def qemu_device_names(tc: Toolchain) -> frozenset[str]:
-    """Every device this QEMU knows, cached per QEMU version."""
+def qemu_device_names(tc: Toolchain, qemu: str = "qemu-system-x86_64") -> frozenset[str]:
+    """Every device this QEMU (`qemu`, the guest architecture's emulator) knows, cached per
+    QEMU version."""
     version = tc.versions().get("qemu", "")
-    path = store_dir() / "qemu-devices" / f"{cache_key(tc.name, version)}.json"
+    key = cache_key(tc.name, version) if qemu == "qemu-system-x86_64" else \
+        cache_key(tc.name, version, qemu)
+    path = store_dir() / "qemu-devices" / f"{key}.json"
     try:
         names = json.loads(path.read_text())
         if isinstance(names, list) and names:
             return frozenset(str(n) for n in names)
     except (OSError, ValueError):
         pass
-    result = tc.run(["qemu-system-x86_64", "-nodefaults", "-device", "help"], check=False,
-                    timeout=60)
+    result = tc.run([qemu, "-nodefaults", "-device", "help"], check=False, timeout=60)
     found = parse_help(result.stdout or "")
     if not found:
-        raise RustkmError("`qemu-system-x86_64 -device help` listed no devices",
+        raise RustkmError(f"`{qemu} -device help` listed no devices",
                           details=(result.stdout or "")[-2000:])
     write_atomic(path, json.dumps(sorted(found)))
     return found

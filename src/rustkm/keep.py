@@ -18,10 +18,12 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rustkm.arch import get_arch
 from rustkm.kernel.build import KernelBuild
 from rustkm.machine import Machine
 from rustkm.shell import EXITED
 from rustkm.toolchain import Toolchain
+from rustkm.vm import shell_device
 
 
 @dataclass
@@ -51,9 +53,9 @@ def keep(nodeid: str, machine: Machine, stack: ExitStack, tc: Toolchain,
     from rustkm.debug import attach, has_debug_info, how_to_attach
 
     shell = machine.workdir / "shell.sock"
-    machine.succeed("stty -F /dev/ttyS2 sane; (while :; do setsid -c sh -i < /dev/ttyS2 > "
-                    f"/dev/ttyS2 2>&1; echo '{EXITED.decode()}' > /dev/ttyS2; done) "
-                    "> /dev/null 2>&1 &")
+    port = shell_device(get_arch(machine.kernel.arch))
+    machine.succeed(f"port={port}; stty -F $port sane; (while :; do setsid -c sh -i < $port > "
+                    f"$port 2>&1; echo '{EXITED.decode()}' > $port; done) > /dev/null 2>&1 &")
     kept = Kept(nodeid, machine, stack, shell)
     kept.lines = [f"rustkm: the guest of {nodeid} is kept (--rustkm-keep-on-failure)",
                   f"  a shell:   rustkm attach {shell}"]

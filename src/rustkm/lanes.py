@@ -15,6 +15,11 @@ A project defines more in rustkm.toml:
     debug = false
 and a folder holding a kernel rustkm built (its rustkm-build.json) is a lane too.
 
+Every lane is for the host's architecture unless NAME@ARCH (debian:latest@arm64), `--arch`,
+RUSTKM_ARCH or a lane table's `arch` says otherwise (rustkm.arch). On another architecture
+only the stock lanes are prepared by rustkm today; a self-built arm64 kernel is refused with
+what to use instead.
+
 `--kernel LANE` means the same in every verb, `--rustkm-kernel LANE[,LANE...]` in pytest and
 RUSTKM_KERNEL; `--debug`, `--rustkm-debug` and RUSTKM_DEBUG_KERNEL=1 spell the `debug` lane.
 """
@@ -23,9 +28,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rustkm.arch import ARCHES, get_arch, host_arch
 from rustkm.errors import RustkmError
 from rustkm.project import Project
 
@@ -72,6 +78,7 @@ class Lane:
     source: str | None = None  # a project lane's own kernel source (debian:SERIES or a path)
     fragments: tuple[str, ...] = ()  # a project lane's fragments, beside [kernel]'s
     build_dir: Path | None = None  # a kernel rustkm built, used as it is
+    arch: str = host_arch().name  # the guest's architecture (rustkm.arch)
 
     @property
     def kind(self) -> str:
@@ -86,22 +93,47 @@ def lane_names(project: Project) -> list[str]:
     return [*BUILT_IN, "debian:RELEASE", *sorted(project.lanes)]
 
 
+def with_arch(name: str, arch: str) -> str:
+    """The lane `name` on architecture `arch` ("" or the host's: `name` as it is)."""
+    if not arch or "@" in name:
+        return name
+    target = get_arch(arch)
+    return name if target.is_host else f"{name}@{target.name}"
+
+
 def resolve_lane(name: str, project: Project, origin: str = "") -> Lane:
-    """The lane `name` names: a built-in one, the project's, or a kernel build folder."""
+    """The lane `name` names: a built-in one, the project's, or a kernel build folder; NAME@ARCH
+    is that lane on another architecture."""
     name = name.strip()
+    base, _, arch_name = name.rpartition("@") if "@" in name else (name, "", "")
+    if arch_name:
+        arch = get_arch(arch_name, origin)
+        lane = resolve_lane(base, project, origin)
+        if arch.name == lane.arch:
+            return lane
+        if lane.build_dir is not None:
+            raise RustkmError(f"{base} is a kernel folder: its architecture is the one it was "
+                              f"built for, not {arch.name}")
+        return replace(lane, name=f"{lane.name}@{arch.name}", arch=arch.name)
     if name == "default":
         return Lane("default")
     if name == "debug":
         return Lane("debug", debug=True)
     if name == "kernel-tests":
         return Lane("kernel-tests", fragments=(KERNEL_TESTS_FRAGMENT,))
-    if name in ("debian:latest", "debian:next") or _RELEASE.match(name):
+    if name in ("debian:latest", "debian:next"):
         return Lane(name, stock=name)
+    if _RELEASE.match(name):
+        # A release names its flavour: debian:7.2.13+deb14-arm64 is an arm64 kernel.
+        flavour = name.rsplit("-", 1)[-1]
+        named = next((a.name for a in ARCHES.values() if a.debian == flavour), host_arch().name)
+        return Lane(name, stock=name, arch=named)
     if name in project.lanes:
         table = project.lanes[name]
         return Lane(name, debug=bool(table.get("debug", False)),
                     source=table.get("source") or None,
-                    fragments=tuple(table.get("fragments", ())))
+                    fragments=tuple(table.get("fragments", ())),
+                    arch=table.get("arch") or host_arch().name)
     path = Path(name).expanduser()
     if name and ("/" in name or name.startswith(".")) and path.is_dir():
         if not (path / BUILD_STAMP).is_file():

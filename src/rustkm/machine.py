@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rustkm.accel import choose_accel
 from rustkm.agent import AgentChannel, AgentError, CommandResult, GuestStuck
+from rustkm.arch import arch_of_machine, get_arch
 from rustkm.console import ConsoleLog
 from rustkm.crash import DEVICES as CRASH_DEVICES
 from rustkm.crash import (
@@ -96,7 +97,8 @@ class Machine:
         after the restore. A serial port takes some 30 KB/s from the host, so there they are
         baked into the initramfs instead, and the snapshot is keyed by it.
         """
-        self.accel = choose_accel(self.tc, self.kernel.image, self.options.accel)
+        self.accel = choose_accel(self.tc, self.kernel.image, self.options.accel,
+                                  get_arch(self.kernel.arch))
         self._dumps = dumps_wanted(not self.kernel.crash_missing, list(self.kernel.crash_missing))
         full = replace(self.spec, files=(*self.spec.files, *self.files))
         if not snapshots_enabled():
@@ -169,7 +171,7 @@ class Machine:
                               qemu_args=(*options.qemu_args, *CRASH_QEMU_ARGS))
         return qemu_argv(self.kernel.image, initramfs, options, self.accel, console_sock,
                          agent_sock, QBOOT if qboot.exists() else None,
-                         virtio=bool(self.spec.agent_virtio))
+                         virtio=bool(self.spec.agent_virtio), arch=get_arch(self.kernel.arch))
 
     def _boot(self, initramfs: Path, how: str, snapshot: Snapshot | None = None) -> None:
         self.boot_how = how
@@ -455,6 +457,21 @@ class Machine:
         """Unload a module by name; raises CommandFailed with rmmod's message."""
         self.succeed(f"rmmod {shlex.quote(name)}", timeout=timeout)
 
+    def _check_module_arch(self, host: Path) -> None:
+        """Refuse a module built for another architecture than the guest's, with the reason
+        (the guest's insmod would say only "Exec format error")."""
+        try:
+            machine = read_module(host).machine
+        except Exception:  # noqa: BLE001 (not a module rustkm can read: insmod judges it)
+            return
+        guest = get_arch(self.kernel.arch)
+        if machine != guest.elf_machine:
+            built = arch_of_machine(machine)
+            raise RustkmError(f"{self.name}: {host.name} is built for "
+                              f"{built.name if built else f'ELF machine {machine}'}, and this "
+                              f"guest is {guest.name}",
+                              hint=f"build it for the guest's lane (--arch {guest.name})")
+
     def _module_path(self, module: str | Path) -> tuple[Path, str]:
         """The module's host file and its path in the guest (copied in if it is not there)."""
         if isinstance(module, Path) or "/" in str(module) or str(module).endswith(".ko"):
@@ -465,6 +482,7 @@ class Machine:
                 raise RustkmError(f"{self.name}: module file {host} does not exist"
                                   if not host.exists() else
                                   f"{self.name}: module {host} is not a file")
+            self._check_module_arch(host)
             # The guest's name is ours, whatever characters the host's file name holds.
             safe = re.sub(r"[^A-Za-z0-9_.-]", "_", host.name).lstrip(".-") or "module.ko"
             guest = f"{GUEST_MODULE_DIR}/host-{safe}"
@@ -714,15 +732,15 @@ def boot(kernel: GuestKernel, modules: Sequence[Path] = (), *,
     from rustkm.guest_tools import guest_tools
 
     spec = InitramfsSpec(modules=tuple(Path(m).resolve() for m in modules),
-                         files=tuple(guest_tools()),
-                         busybox=toolchain_busybox(tc),
+                         files=tuple(guest_tools(tc, image.arch)),
+                         busybox=image.busybox or toolchain_busybox(tc),
                          agent_virtio=VIRTIO_AGENT_PORT if _channel(image) == "virtio" else "",
                          early_modules=image.early_modules if _channel(image) == "virtio"
                          else ())
     if options is None:
         options = VmOptions(memory_mb=max(VmOptions.memory_mb, image.memory_mb))
     if options.devices:
-        check_devices(options.devices, qemu_device_names(tc))
+        check_devices(options.devices, qemu_device_names(tc, get_arch(image.arch).qemu))
     workdir = make_workdir(name)
     machine = Machine(name, tc, image, spec, options, workdir,
                       [(g, Path(h).resolve()) for g, h in files])

@@ -17,7 +17,7 @@ PROJECT_FILE = "rustkm.toml"
 # Every key rustkm.toml may have, by table; anything else is refused, so that a typo
 # ([kernal], fragment =) is not silently a build without it.
 _KEYS = {"kernel": ("source", "fragments"), "modules": ("dirs",), "lanes": ()}
-_LANE_KEYS = ("source", "fragments", "debug")
+_LANE_KEYS = ("source", "fragments", "debug", "arch")
 _LANE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 _SERIES = re.compile(r"^\d+(\.\d+)*$")
 
@@ -111,7 +111,14 @@ def _lanes(root: Path, config: Path, tables: dict[str, Any]) -> dict[str, dict[s
         debug = table.get("debug", False)
         if not isinstance(debug, bool):
             raise _wrong_type(config, where + ".debug", "true or false", debug)
-        lanes[name] = {"source": source, "debug": debug, "fragments": tuple(
+        arch = table.get("arch", "")
+        if not isinstance(arch, str):
+            raise _wrong_type(config, where + ".arch", "a string such as \"arm64\"", arch)
+        if arch:
+            from rustkm.arch import get_arch
+
+            arch = get_arch(arch, f"{config} ({where}.arch)").name
+        lanes[name] = {"source": source, "debug": debug, "arch": arch, "fragments": tuple(
             _fragment(root, f) for f in _strings(config, table, where + ".fragments", ()))}
     return lanes
 

@@ -51,6 +51,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="the kernel lane(s) to test on (as RUSTKM_KERNEL): default, debug, "
                          "debian:latest, debian:next, debian:RELEASE, a [lanes.NAME]; with "
                          "several, each VM test runs once per lane, the lane in its id")
+    group.addoption("--rustkm-arch", metavar="ARCH", default=None,
+                    help="the guests' architecture (as RUSTKM_ARCH): x86_64 or arm64, under "
+                         "TCG; the lanes become LANE@ARCH (Debian's stock kernel when none "
+                         "is named)")
     group.addoption("--rustkm-debug", action="store_true", default=False,
                     help="test on the debug kernel: KASAN, lockdep (as RUSTKM_DEBUG_KERNEL=1)")
     group.addoption("--rustkm-keep-on-failure", action="store_true", default=False,
@@ -84,14 +88,21 @@ def pytest_configure(config: pytest.Config) -> None:
 def configured_lanes(config: pytest.Config) -> list[str]:
     """The lanes asked for (--rustkm-kernel, else RUSTKM_KERNEL); [] for the default choice
     (the project's kernel, or the debug lane with --rustkm-debug / RUSTKM_DEBUG_KERNEL=1)."""
-    from rustkm.lanes import resolve_lanes
+    from rustkm.arch import arch_from_environment, get_arch
+    from rustkm.lanes import resolve_lanes, with_arch
     from rustkm.project import find_project
+    from rustkm.session import FOREIGN_DEFAULT
 
     names = config.getoption("rustkm_kernel") or environment_lanes()
-    if not names:
-        return []
     origin = "--rustkm-kernel" if config.getoption("rustkm_kernel") else "RUSTKM_KERNEL"
     try:
+        arch = config.getoption("rustkm_arch") or arch_from_environment()
+        if arch and not get_arch(arch).is_host:
+            if not names:
+                names, origin = FOREIGN_DEFAULT, "--rustkm-arch"
+            names = ",".join(with_arch(name, arch) for name in names.split(","))
+        if not names:
+            return []
         return [lane.name for lane in resolve_lanes(names, find_project(), origin)]
     except RustkmError as e:
         raise pytest.UsageError(f"{e.message}" + (f"\nhint: {e.hint}" if e.hint else "")) \
@@ -189,8 +200,8 @@ def vm(request: pytest.FixtureRequest,
     here = Path(str(request.node.fspath)).parent
     folders = [here / m for m in settings.pop("modules", ())]
     files = [(g, here / h) for g, h in settings.pop("files", ())]
-    files += [user_program(here / p) for p in settings.pop("programs", ())]
     tc, kernel = rustkm_kernel
+    files += [user_program(here / p, tc, kernel.arch) for p in settings.pop("programs", ())]
     memory = max(settings.pop("memory", VmOptions.memory_mb), kernel.memory_mb)
     devices = settings.pop("devices", ())
     if isinstance(devices, str) or not all(isinstance(d, str) for d in devices):

@@ -6,11 +6,18 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rustkm.arch import arch_from_environment, get_arch, host_arch
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild, ensure_kernel
 from rustkm.kernel.config import BASE_FRAGMENTS, DEBUG_FRAGMENTS, Fragment, load_fragment
 from rustkm.kernel.source import DEFAULT_SERIES, KernelSource, debian_source, local_source
-from rustkm.lanes import Lane, debug_from_environment, environment_lanes, resolve_lane
+from rustkm.lanes import (
+    Lane,
+    debug_from_environment,
+    environment_lanes,
+    resolve_lane,
+    with_arch,
+)
 from rustkm.lockfile import Lock, editing
 from rustkm.log import say
 from rustkm.project import PROJECT_FILE, Project, check_source, find_project
@@ -19,6 +26,8 @@ from rustkm.toolchain import Toolchain, ensure_toolchain, rootfs_toolchain, stor
 # debian:latest, or a Debian kernel release such as debian:7.2.13+deb14-amd64.
 _STOCK = re.compile(r"^debian:(latest|next|\d+\.\d+(\.\d+)?(~rc\d+)?(\+deb\d+)?-[a-z0-9-]+)$")
 TOOLCHAINS = ("debian", "host")
+# The lane of another architecture when none is named: its stock kernel needs no build.
+FOREIGN_DEFAULT = "debian:latest"
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,7 @@ class KernelRequest:
     stock: str | None = None
     lane: str = "default"  # the lane's name, as rustkm.lanes resolved it
     build_dir: str | None = None  # a kernel rustkm built, used as it is
+    arch: str = host_arch().name  # the guest's architecture (rustkm.arch)
 
     @classmethod
     def from_project(cls, project: Project, **overrides: object) -> KernelRequest:
@@ -40,13 +50,21 @@ class KernelRequest:
         else the default lane; the other `overrides` (None means not given) on top."""
         values = {k: v for k, v in overrides.items() if v is not None}
         name = values.pop("lane", None) or values.pop("stock", None)
+        arch = str(values.pop("arch", None) or arch_from_environment())
         origin = "--kernel"
         if name is None and (variable := environment_lanes()):
             name, origin = variable, "RUSTKM_KERNEL"
         debug = values.pop("debug", None)
         if debug is None:
             debug = debug_from_environment()
-        lane = resolve_lane(str(name or ("debug" if debug else "default")), project, origin)
+        if name is None and not debug and arch and not get_arch(arch).is_host:
+            # Another architecture's self-built kernel is built by hand: its stock kernel is
+            # the lane that needs no build.
+            name = FOREIGN_DEFAULT
+            say(f"--arch {arch}: using the lane {FOREIGN_DEFAULT}@{arch} (Debian's stock "
+                f"{arch} kernel; --kernel chooses another)")
+        lane = resolve_lane(with_arch(str(name or ("debug" if debug else "default")), arch),
+                            project, origin)
         if debug and not lane.debug:
             if lane.stock or lane.build_dir:
                 raise RustkmError(f"the debug lane is a self-built kernel, but {origin} names "
@@ -59,13 +77,13 @@ class KernelRequest:
     @classmethod
     def for_lane(cls, lane: Lane, project: Project, **values: object) -> KernelRequest:
         if lane.stock:
-            request = cls(stock=lane.stock, lane=lane.name)
+            request = cls(stock=lane.stock, lane=lane.name, arch=lane.arch)
         elif lane.build_dir is not None:
             request = cls(build_dir=str(lane.build_dir), lane=lane.name)
         else:
             request = cls(source=lane.source or project.kernel,
                           fragments=(*project.fragments, *lane.fragments), debug=lane.debug,
-                          lane=lane.name)
+                          lane=lane.name, arch=lane.arch)
         return cls(**{**request.__dict__, **values})
 
     def check(self) -> None:
@@ -73,6 +91,11 @@ class KernelRequest:
         if self.stock:
             stock_release(self.stock)
             return
+        if not get_arch(self.arch).is_host:
+            raise RustkmError(
+                f"lane {self.lane}: rustkm does not build {self.arch} kernels yet",
+                hint=f"use Debian's stock {self.arch} kernel: --kernel {FOREIGN_DEFAULT} "
+                     f"--arch {self.arch} (no build)")
         check_source(self.source)
         if self.toolchain not in TOOLCHAINS:
             raise RustkmError(f"unknown toolchain {self.toolchain!r}",
@@ -103,7 +126,7 @@ def prepare_kernel(request: KernelRequest | None = None,
     request = request or KernelRequest.from_project(project)
     request.check()
     if request.stock:
-        return _stock(request.stock, project)
+        return _stock(request.stock, project, request.arch)
     if request.build_dir is not None:
         return _built_folder(Path(request.build_dir), request)
     fragments = request.fragment_list()  # fail on a bad fragment before any download
@@ -199,11 +222,12 @@ def _built_folder(folder: Path, request: KernelRequest) -> tuple[Toolchain, Kern
     return ensure_toolchain(request.toolchain), build
 
 
-def _stock(spec: str, project: Project) -> tuple[Toolchain, KernelBuild]:
+def _stock(spec: str, project: Project, arch: str) -> tuple[Toolchain, KernelBuild]:
     from rustkm.stock import prepare_stock_kernel
 
     release = stock_release(spec)
-    return prepare_stock_kernel(release, Lock.read(project.lock_path), project.lock_path)
+    return prepare_stock_kernel(release, Lock.read(project.lock_path), project.lock_path,
+                                arch=get_arch(arch))
 
 
 def record_toolchain(tc: Toolchain, project: Project) -> None:

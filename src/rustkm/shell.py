@@ -16,12 +16,13 @@ import tty
 from collections.abc import Callable
 from pathlib import Path
 
+from rustkm.arch import get_arch
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild
 from rustkm.kernel.guest import guest_kernel
 from rustkm.machine import Machine, boot
 from rustkm.toolchain import Toolchain
-from rustkm.vm import VmOptions
+from rustkm.vm import VmOptions, shell_device
 
 _ESCAPE = b"\x1d"  # Ctrl-]
 EXITED = b"[rustkm: the guest shell exited]"
@@ -43,8 +44,9 @@ def interactive_shell(tc: Toolchain, kernel: KernelBuild, modules: list[Path],
             loaded(vm, modules)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(str(vm.workdir / "shell.sock"))
-        vm.succeed("stty -F /dev/ttyS2 sane; (setsid -c sh -i < /dev/ttyS2 > /dev/ttyS2 2>&1; "
-                   f"echo '{EXITED.decode()}' > /dev/ttyS2) > /dev/null 2>&1 &")
+        port = shell_device(get_arch(vm.kernel.arch))
+        vm.succeed(f"port={port}; stty -F $port sane; (setsid -c sh -i < $port > $port 2>&1; "
+                   f"echo '{EXITED.decode()}' > $port) > /dev/null 2>&1 &")
         print(f"rustkm: a shell in the guest ({', '.join(m.stem for m in modules) or 'no'} "
               "modules loaded); Ctrl-] or `exit` leaves\r", file=sys.stderr)
         bridge(sock)

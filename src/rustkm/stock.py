@@ -19,9 +19,10 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rustkm.arch import Arch, host_arch
 from rustkm.cache import cache_key, locked, publish_once
 from rustkm.debian import version_key
 from rustkm.errors import RustkmError
@@ -38,11 +39,18 @@ SUITES = ("sid", "forky")
 # (no toolchain of its own), so its kernels are built with a toolchain from SUITES.
 NEXT_SUITES = ("experimental", *SUITES)
 MOVING = ("latest", "next")
-FLAVOUR = "amd64"
+FLAVOUR = "amd64"  # the host's; a lane of another architecture uses its own (Arch.debian)
 STOCK_MEMORY_MB = 1024
-# 7.2.13+deb14-amd64 (an ABI number), or 7.3-amd64 (experimental's 7.3 names, without one).
-_RELEASE = re.compile(r"^linux-headers-(\d+\.\d+(?:\.\d+\+deb\d+)?-" + FLAVOUR + ")$")
-_HEADERS_SEARCH = r"^linux-headers-[0-9.]+(\+deb[0-9]+)?-" + FLAVOUR + "$"
+
+
+def _release_pattern(flavour: str) -> re.Pattern[str]:
+    """7.2.13+deb14-amd64 (an ABI number), or 7.3-amd64 (experimental's 7.3 names, without
+    one), from the name of its headers package."""
+    return re.compile(r"^linux-headers-(\d+\.\d+(?:\.\d+\+deb\d+)?-" + flavour + ")$")
+
+
+def _headers_search(flavour: str) -> str:
+    return r"^linux-headers-[0-9.]+(\+deb[0-9]+)?-" + flavour + "$"
 
 
 @dataclass(frozen=True)
@@ -80,10 +88,28 @@ class StockToolchainNeeds:
 
     @property
     def packages(self) -> tuple[str, ...]:
-        return ("rustc", "rust-src", "bindgen", self.compiler_package, "make", "flex", "bison",
-                "bc", "libelf-dev", "libssl-dev", "python3", "kmod", "libclang-dev", "clang",
-                "llvm", "lld", "dwarves", "cpio", "xz-utils", "qemu-system-x86",
-                "busybox-static", "ca-certificates")
+        return self.packages_for(host_arch())
+
+    def cross_package(self, arch: Arch) -> str:
+        """The package of the kernel's C compiler on this host: gcc-15 for the host's own
+        architecture, gcc-15-aarch64-linux-gnu (Debian's cross compiler) for arm64."""
+        return self.compiler_package if arch.is_host else \
+            f"{self.compiler_package}-{arch.triplet}"
+
+    def packages_for(self, arch: Arch) -> tuple[str, ...]:
+        """The toolchain of a lane of `arch`: the kernel's rustc and compiler (a cross one, and
+        the same version natively for kbuild's host tools and the guest's helpers, with the
+        target's static C library), QEMU for the target and busybox."""
+        cross = () if arch.is_host else (self.cross_package(arch), f"libc6-dev-{arch.debian}-cross")
+        return ("rustc", "rust-src", "bindgen", self.compiler_package, *cross, "make", "flex",
+                "bison", "bc", "libelf-dev", "libssl-dev", "python3", "kmod", "libclang-dev",
+                "clang", "llvm", "lld", "dwarves", "cpio", "xz-utils", host_arch().qemu_package,
+                *(() if arch.is_host else (arch.qemu_package,)), "busybox-static",
+                "ca-certificates")
+
+    def host_compiler(self) -> str:
+        """The native compiler of the kernel compiler's version, e.g. gcc-15."""
+        return self.compiler_package
 
 
 def upstream_version(debian_version: str) -> str:
@@ -105,31 +131,36 @@ class StockChoice:
     version: str  # the Debian version of its packages, e.g. 7.3~rc7-1~exp1
 
 
-def lane_name(spec: str) -> str:
-    return f"debian:{spec}"
+def lane_name(spec: str, arch: Arch | None = None) -> str:
+    """debian:SPEC, or debian:SPEC@ARCH for another architecture than the host's (its own
+    section of rustkm.lock)."""
+    return f"debian:{spec}" if arch is None or arch.is_host else f"debian:{spec}@{arch.name}"
 
 
 def search_suites(spec: str) -> tuple[str, ...]:
     return SUITES if spec == "latest" else NEXT_SUITES
 
 
-def available_kernels(archives: dict[str, DebianArchive]) -> list[StockChoice]:
+def available_kernels(archives: dict[str, DebianArchive],
+                      flavour: str = FLAVOUR) -> list[StockChoice]:
     """Every stock kernel (release, suite, version) the archives list, in no order."""
     found = []
+    release = _release_pattern(flavour)
     for suite, archive in archives.items():
-        for name in archive.package_names(_HEADERS_SEARCH):
-            match = _RELEASE.match(name)
+        for name in archive.package_names(_headers_search(flavour)):
+            match = release.match(name)
             if match:
                 found += [StockChoice(match.group(1), suite, version)
                           for version, _ in archive.versions(name)]
     return found
 
 
-def choose_kernel(found: list[StockChoice], spec: str, suites: tuple[str, ...]) -> StockChoice:
+def choose_kernel(found: list[StockChoice], spec: str, suites: tuple[str, ...],
+                  flavour: str = FLAVOUR) -> StockChoice:
     """The newest kernel (by Debian version) of the named release, or of all of them when
     `spec` is latest or next."""
     if not found:
-        raise RustkmError(f"no Debian {FLAVOUR} kernel headers found in {', '.join(suites)}")
+        raise RustkmError(f"no Debian {flavour} kernel headers found in {', '.join(suites)}")
     wanted = found if spec in MOVING else [c for c in found if c.release == spec]
     if not wanted:
         releases = sorted({c.release for c in found}, key=release_key)
@@ -166,14 +197,16 @@ def _extract_deb(tc: Toolchain, deb: Path, dest: Path) -> Path:
 
 
 def choose_toolchain_suite(archives: dict[str, DebianArchive],
-                           needs: StockToolchainNeeds) -> str:
-    """The first suite whose rustc and C compiler have the kernel's versions."""
+                           needs: StockToolchainNeeds, arch: Arch | None = None) -> str:
+    """The first suite whose rustc and C compiler (a cross compiler for another
+    architecture) have the kernel's versions."""
     seen = []
+    compiler = needs.cross_package(arch or host_arch())
     for suite, archive in archives.items():
         rustc = [v for v, _ in archive.versions("rustc")]
-        compilers = archive.versions(needs.compiler_package)
+        compilers = archive.versions(compiler)
         seen.append(f"{suite}: rustc {', '.join(rustc) or 'none'}, "
-                    f"{needs.compiler_package} {'yes' if compilers else 'no'}")
+                    f"{compiler} {'yes' if compilers else 'no'}")
         if any(upstream_version(v) == needs.rustc_version for v in rustc) and compilers:
             return suite
     raise RustkmError(
@@ -225,12 +258,13 @@ def series_of(release: str) -> str:
 
 
 def pin_stock_lane(spec: str, lock: Lock, lock_path: Path | None,
-                   archives: dict[str, DebianArchive], update: bool = False) -> StockPins:
+                   archives: dict[str, DebianArchive], update: bool = False,
+                   arch: Arch | None = None) -> StockPins:
     """The packages of stock lane debian:SPEC, from its section of the lock, or resolved
     (and recorded there) when it has none, when `update`, or when a pinned package has left
     the archive and the lane is a moving one (latest, next). An explicit release whose
     pinned packages are gone is an error naming them and the command that re-pins."""
-    lane = lane_name(spec)
+    lane = lane_name(spec, arch)
     # Everything is pinned under the lock on rustkm.lock, from the read to the write: two
     # processes (pytest-xdist workers) pin the same versions and lose none of each other's.
     with editing(lock_path, lock) as pins:
@@ -253,7 +287,7 @@ def pin_stock_lane(spec: str, lock: Lock, lock_path: Path | None,
                     "resolving the lane again")
                 pinned = None
         if pinned is None:
-            pinned = _resolve(spec, section, archives, lane)
+            pinned = _resolve(spec, section, archives, lane, (arch or host_arch()).debian)
         return pinned
 
 
@@ -283,9 +317,10 @@ def _still_there(archive: DebianArchive, pkg: LockedPackage) -> bool:
 
 
 def _resolve(spec: str, section: LanePins, archives: dict[str, DebianArchive],
-             lane: str) -> StockPins:
+             lane: str, flavour: str = FLAVOUR) -> StockPins:
     suites = search_suites(spec)
-    choice = choose_kernel(available_kernels({s: archives[s] for s in suites}), spec, suites)
+    choice = choose_kernel(available_kernels({s: archives[s] for s in suites}, flavour), spec,
+                           suites, flavour)
     archive = archives[choice.suite]
     before = section.pins.get("release"), section.packages.get(f"linux-headers-{choice.release}")
     section.packages.clear()
@@ -303,22 +338,32 @@ def _resolve(spec: str, section: LanePins, archives: dict[str, DebianArchive],
     return StockPins(choice.release, choice.suite, headers, binary, source, None)
 
 
-def lock_stock_lane(spec: str, lock_path: Path, update: bool = False) -> StockPins:
+def _archives(apt_tc: Toolchain, arch: Arch) -> dict[str, DebianArchive]:
+    return {suite: DebianArchive.for_suite(apt_tc, suite, arch.debian) for suite in NEXT_SUITES}
+
+
+def lock_stock_lane(spec: str, lock_path: Path, update: bool = False,
+                    arch: Arch | None = None) -> StockPins:
     """`rustkm lock [--update] --kernel debian:SPEC`: the lane's pins, resolved again with
     `update` (a moving lane to the newest kernel, a release to its newest upload)."""
-    apt_tc = ensure_toolchain()
-    archives = {suite: DebianArchive.for_suite(apt_tc, suite) for suite in NEXT_SUITES}
-    return pin_stock_lane(spec, Lock.read(lock_path), lock_path, archives, update)
+    arch = arch or host_arch()
+    return pin_stock_lane(spec, Lock.read(lock_path), lock_path,
+                          _archives(ensure_toolchain(), arch), update, arch)
 
 
 def prepare_stock_kernel(spec: str, lock: Lock, lock_path: Path | None,
-                         update: bool = False) -> tuple[Toolchain, KernelBuild]:
+                         update: bool = False,
+                         arch: Arch | None = None) -> tuple[Toolchain, KernelBuild]:
     """`spec`: 'latest' (sid's newest stock kernel), 'next' (the newest one, experimental
     included) or a release such as 7.2.13+deb14-amd64 or 7.3-amd64. Each is a lane of its own
-    (debian:SPEC) with its own section in rustkm.lock."""
+    (debian:SPEC, debian:SPEC@ARCH on another architecture) with its own section in
+    rustkm.lock. Another architecture's modules are cross-built with Debian's cross compiler
+    of the kernel's gcc version; its guest boots under QEMU's TCG."""
+    arch = arch or host_arch()
     apt_tc = ensure_toolchain()
-    archives = {suite: DebianArchive.for_suite(apt_tc, suite) for suite in NEXT_SUITES}
-    pinned = pin_stock_lane(spec, lock, lock_path, archives, update)
+    archives = _archives(apt_tc, arch)
+    host_archives = archives if arch.is_host else _archives(apt_tc, host_arch())
+    pinned = pin_stock_lane(spec, lock, lock_path, archives, update, arch)
     release, archive = pinned.release, archives[pinned.suite]
     home = store_dir() / "stock" / release
     headers = _extract_deb(apt_tc, archive.download(pinned.headers), home / "headers")
@@ -328,20 +373,40 @@ def prepare_stock_kernel(spec: str, lock: Lock, lock_path: Path | None,
 
     toolchain_suite = pinned.toolchain_suite
     if toolchain_suite is None:
-        toolchain_suite = choose_toolchain_suite({s: archives[s] for s in SUITES}, needs)
+        toolchain_suite = choose_toolchain_suite({s: host_archives[s] for s in SUITES}, needs,
+                                                 arch)
         with editing(lock_path, lock) as pins:
-            section = pins.lane(lane_name(spec))
+            section = pins.lane(lane_name(spec, arch))
             if section.pins.get("release") == release:
                 section.pins["toolchain-suite"] = toolchain_suite
 
-    tc = ensure_suite_toolchain(toolchain_suite, needs.packages)
+    tc = ensure_suite_toolchain(toolchain_suite, needs.packages_for(arch),
+                                variant="" if arch.is_host else arch.name)
     check_toolchain(tc, needs)
     image = _extract_deb(apt_tc, archive.download(pinned.binary), home / "image")
     vmlinuz = _find_vmlinuz(image, release)
     key = cache_key(needs.rustc, needs.cc, pinned.source, pinned.headers)
     build = _prepare_metadata(tc, lambda: fetch_source(archive, pinned.source, pinned.series),
-                              release, needs, header_tree, vmlinuz, key)
+                              release, needs, header_tree, vmlinuz, key, arch)
+    if not arch.is_host:
+        build = replace(build, busybox=str(_guest_busybox(spec, lock, lock_path, archive,
+                                                          apt_tc, arch)))
     return tc, build
+
+
+def _guest_busybox(spec: str, lock: Lock, lock_path: Path | None, archive: DebianArchive,
+                   apt_tc: Toolchain, arch: Arch) -> Path:
+    """The static busybox of another architecture's guest: Debian's busybox-static for it,
+    pinned in the lane's section beside the kernel."""
+    with editing(lock_path, lock) as pins:
+        pinned = _pin(pins.lane(lane_name(spec, arch)), archive, "busybox-static", None)
+    folder = _extract_deb(apt_tc, archive.download(pinned),
+                          store_dir() / "guest-busybox" / f"{arch.name}-{pinned.sha256[:12]}")
+    for candidate in ("usr/bin/busybox", "bin/busybox"):
+        if (folder / candidate).is_file():
+            return folder / candidate
+    raise RustkmError(f"busybox-static {pinned.version} ({arch.debian}) holds no busybox",
+                      hint=f"look under {folder}")
 
 
 def _source_version(archive: DebianArchive, series: str, version: str,
@@ -370,18 +435,24 @@ def _find_vmlinuz(image: Path, release: str) -> Path:
 
 def _prepare_metadata(tc: Toolchain, get_source: Callable[[], KernelSource], release: str,
                       needs: StockToolchainNeeds, header_tree: Path, vmlinuz: Path,
-                      key: str) -> KernelBuild:
+                      key: str, arch: Arch) -> KernelBuild:
     """The finished Rust metadata (KERNELRELEASE, the kernel's own compiler), made once; the
     source is fetched only when it is made."""
     build_dir = store_dir() / "stock" / release / f"build-{key}"
     if KernelBuild.finished(build_dir):
         return KernelBuild.load(build_dir)
     source = get_source()
-    make_vars = (f"CC={needs.compiler}", f"HOSTCC={needs.compiler}",
-                 f"KERNELRELEASE={release}")
+    if arch.is_host:
+        make_vars: tuple[str, ...] = (f"CC={needs.compiler}", f"HOSTCC={needs.compiler}",
+                                      f"KERNELRELEASE={release}")
+    else:
+        # kbuild's host programs (fixdep, modpost) with the same gcc version, built natively.
+        make_vars = (f"ARCH={arch.kernel}", f"CROSS_COMPILE={arch.triplet}-",
+                     f"CC={needs.compiler}", f"HOSTCC={needs.host_compiler()}",
+                     f"KERNELRELEASE={release}")
     build = KernelBuild(key=f"stock-{key}", build_dir=build_dir, source=source,
                         toolchain=tc.name, release=release, fragments=(), make_vars=make_vars,
-                        image_path=str(vmlinuz), memory_mb=STOCK_MEMORY_MB)
+                        image_path=str(vmlinuz), memory_mb=STOCK_MEMORY_MB, arch=arch.name)
     # Built in place, under its lock: kbuild writes the O= folder's own path into the
     # Makefile it generates there, so a folder built elsewhere and renamed is not usable.
     # The stamp, written last (atomically), is what publishes it; a folder without one is

@@ -152,9 +152,12 @@ def store_dir() -> Path:
     return path
 
 
-def rootfs_toolchain(suite: str = SUITE) -> Toolchain:
-    root = cache_root() / "toolchain" / suite / "root"
-    return Toolchain(name=f"debian-{suite}", root=root)
+def rootfs_toolchain(suite: str = SUITE, variant: str = "") -> Toolchain:
+    """The root filesystem of Debian `suite`; a `variant` (e.g. arm64: a lane that also needs
+    cross tools) has one of its own beside it, so that lanes never replace each other's."""
+    name = f"{suite}-{variant}" if variant else suite
+    root = cache_root() / "toolchain" / name / "root"
+    return Toolchain(name=f"debian-{name}", root=root)
 
 
 def ensure_toolchain(kind: str = "debian") -> Toolchain:
@@ -167,9 +170,9 @@ def ensure_toolchain(kind: str = "debian") -> Toolchain:
 
 
 def ensure_suite_toolchain(suite: str, packages: Sequence[str],
-                           extra_suites: Sequence[str] = ()) -> Toolchain:
+                           extra_suites: Sequence[str] = (), variant: str = "") -> Toolchain:
     """A root filesystem of Debian `suite` with `packages`, made once (under a lock)."""
-    tc = rootfs_toolchain(suite)
+    tc = rootfs_toolchain(suite, variant)
     assert tc.root is not None
     home = tc.root.parent
     stamp = home / "complete"  # the package list the root filesystem has

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rustkm.arch import ARM64, X86_64, Arch
 from rustkm.errors import RustkmError
 from rustkm.log import say
 from rustkm.toolchain import Toolchain
@@ -53,10 +54,11 @@ def _tcg_words() -> tuple[str, ...]:
     return _TCG_WORDS + ((f"tsc_early_khz={khz}", "tsc=reliable") if khz else ())
 
 
-def kernel_cmdline(options: VmOptions, accel: str = "tcg") -> str:
-    words = ["console=ttyS0", "panic=-1", "rdinit=/init", "printk.devkmsg=on",
+def kernel_cmdline(options: VmOptions, accel: str = "tcg", arch: Arch = X86_64) -> str:
+    x86_tcg = accel == "tcg" and arch == X86_64
+    words = [f"console={arch.console}", "panic=-1", "rdinit=/init", "printk.devkmsg=on",
              f"sysctl.kernel.hung_task_timeout_secs={options.hung_task_seconds}",
-             "sysctl.kernel.softlockup_panic=0", *(_tcg_words() if accel == "tcg" else ()),
+             "sysctl.kernel.softlockup_panic=0", *(_tcg_words() if x86_tcg else ()),
              *options.append]
     return " ".join(words)
 
@@ -64,14 +66,22 @@ def kernel_cmdline(options: VmOptions, accel: str = "tcg") -> str:
 QBOOT = "/usr/share/qemu/qboot.rom"
 # The agent's virtio-serial port, as guest/init looks for it in /sys/class/virtio-ports.
 VIRTIO_AGENT_PORT = "rustkm.agent"
+# The interactive shell's port where the machine has no third UART (arm64's virt has one).
+VIRTIO_SHELL_PORT = "rustkm.shell"
+# arm64: QEMU's virt machine (PCIe, one PL011 UART, no firmware needed for -kernel). A
+# `max` CPU with QEMU's own pointer-authentication algorithm: the architected one (QARMA)
+# costs TCG much time at every function return of a kernel built with pointer auth.
+ARM64_MACHINE = ("-M", "virt", "-cpu", "max,pauth-impdef=on")
 
 
 def qemu_argv(kernel: Path, initramfs: Path, options: VmOptions, accel: str,
               console_sock: Path, agent_sock: Path, firmware: str | None = None,
-              virtio: bool = False) -> list[str]:
+              virtio: bool = False, arch: Arch = X86_64) -> list[str]:
     """QEMU's command line. With `virtio` the agent talks over a virtio-serial port (raw
     bytes at memory speed) and the guest gets virtio-rng; its serial slot (ttyS1) stays, empty,
     so that the shell keeps ttyS2."""
+    if arch != X86_64:
+        return _arm64_argv(kernel, initramfs, options, console_sock, agent_sock, virtio)
     # qboot boots faster than SeaBIOS and its MP table lists every vCPU (SeaBIOS's listed
     # only the first one, so a kernel without ACPI saw one CPU).
     argv = ["qemu-system-x86_64", "-accel", accel, "-cpu", "host" if accel == "kvm" else "max",
@@ -99,6 +109,49 @@ def qemu_argv(kernel: Path, initramfs: Path, options: VmOptions, accel: str,
     for device in options.devices:
         argv += ["-device", device]
     return argv + list(options.qemu_args)
+
+
+def _arm64_argv(kernel: Path, initramfs: Path, options: VmOptions, console_sock: Path,
+                agent_sock: Path, virtio: bool) -> list[str]:
+    """arm64 on QEMU's virt machine, always under TCG. Its only UART is the console: the
+    agent needs the virtio-serial channel, and the shell gets a virtio port of its own."""
+    if not virtio:
+        raise RustkmError("an arm64 guest needs virtio-pci and virtio-console for its agent "
+                          "(virt has one serial port, the console)",
+                          hint="use a kernel with CONFIG_VIRTIO_PCI and CONFIG_VIRTIO_CONSOLE "
+                               "(Debian's arm64 kernels have both)")
+    argv = ["qemu-system-aarch64", *ARM64_MACHINE, "-accel", "tcg",
+            "-m", str(options.memory_mb), "-smp", str(options.cpus),
+            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-kernel", str(kernel), "-initrd", str(initramfs),
+            "-append", kernel_cmdline(options, "tcg", ARM64),
+            "-chardev", f"socket,id=console,path={console_sock},server=on,wait=on",
+            "-serial", "chardev:console",
+            "-chardev", f"socket,id=agent,path={agent_sock},server=on,wait=on",
+            "-device", "virtio-serial-pci,id=vser0",
+            "-device", f"virtserialport,bus=vser0.0,chardev=agent,name={VIRTIO_AGENT_PORT}",
+            "-device", "virtio-rng-pci"]
+    if options.shell_port:
+        shell_sock = console_sock.with_name("shell.sock")
+        argv += ["-chardev", f"socket,id=shell,path={shell_sock},server=on,wait=off",
+                 "-device",
+                 f"virtserialport,bus=vser0.0,chardev=shell,name={VIRTIO_SHELL_PORT}"]
+    if options.network:
+        argv += ["-nic", "user,model=virtio-net-pci"]
+    else:
+        argv += ["-nic", "none"]  # virt would add a NIC of its own
+    for device in options.devices:
+        argv += ["-device", device]
+    return argv + list(options.qemu_args)
+
+
+def shell_device(arch: Arch) -> str:
+    """A guest shell expression for the interactive shell's port (ttyS2, or arm64's virtio
+    port found by its name)."""
+    if arch == X86_64:
+        return "/dev/ttyS2"
+    return ("$(for p in /sys/class/virtio-ports/*; do [ \"$(cat $p/name)\" = "
+            f"{VIRTIO_SHELL_PORT} ] && echo /dev/${{p##*/}}; done)")
 
 
 def _die_with_parent() -> None:

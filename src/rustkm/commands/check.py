@@ -19,6 +19,8 @@ def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="a kernel lane or any kernel build folder (default: the project's)")
     p.add_argument("--debug", action="store_true", default=None,
                    help="check against the debug-lane kernel")
+    p.add_argument("--arch", metavar="ARCH",
+                   help="the architecture of the lane to check against (x86_64, arm64)")
     p.set_defaults(func=_cmd)
 
 
@@ -43,7 +45,8 @@ def _cmd(args: argparse.Namespace) -> int:
 
         project = find_project()
         tc, kernel = prepare_kernel(
-            KernelRequest.from_project(project, stock=args.kernel, debug=args.debug), project)
+            KernelRequest.from_project(project, stock=args.kernel, debug=args.debug,
+                                       arch=args.arch), project)
     set_demangler(tc.wrap(["llvm-cxxfilt"]))
     report = check(args.ko, kernel)
     print_report(report)

@@ -19,7 +19,7 @@ def replay_ops(vm: Machine, files: list[str], ops: str | list[str], cycle: str =
     `files`; the kernel's report, if any, raises as for any command (KernelTrouble)."""
     text = ops if isinstance(ops, str) else "\n".join(ops) + "\n"
     if vm.execute(f"test -x {FUZZER}")[0] != 0:
-        vm.copy_to(fuzzer_binary(), FUZZER)
+        vm.copy_to(fuzzer_binary(vm.tc, vm.kernel.arch), FUZZER)
     with tempfile.TemporaryDirectory(prefix="rustkm-fuzz-") as tmp:
         host = Path(tmp) / "ops"
         host.write_text(text)

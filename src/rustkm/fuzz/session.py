@@ -37,8 +37,10 @@ _PER_OP = re.compile(r"^rustkm-fuzz: (open|close|read|write|pread|pwrite|seek|io
 PLACEHOLDER = "/dev/null"  # the file list of a module that created none
 
 
-def fuzzer_binary() -> Path:
-    return cached_tool("fuzz.c", (resources.files("rustkm") / "guest" / "fuzz.c").read_bytes())
+def fuzzer_binary(tc: Toolchain | None = None, arch: str = "") -> Path:
+    """The fuzzer built for `arch` (the host's when "": also what plans runs on the host)."""
+    return cached_tool("fuzz.c", (resources.files("rustkm") / "guest" / "fuzz.c").read_bytes(),
+                       tc, arch)
 
 
 @dataclass
@@ -116,8 +118,8 @@ def start_guest(tc: Toolchain, kernel: KernelBuild, kos: Sequence[Path], cpus: i
     """A guest with the modules and the fuzzer copied in (nothing loaded yet), and the QEMU
     devices the modules drive ([fuzz] devices)."""
     options = VmOptions(memory_mb=max(512, kernel.memory_mb), cpus=cpus, devices=tuple(devices))
-    return boot(guest_kernel(kernel), list(kos), files=[(FUZZER, fuzzer_binary())], options=options,
-                toolchain=tc, name=name)
+    return boot(guest_kernel(kernel), list(kos), files=[(FUZZER, fuzzer_binary(tc, kernel.arch))],
+                options=options, toolchain=tc, name=name)
 
 
 def parameters(params: str) -> dict[str, str]:

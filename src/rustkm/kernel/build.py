@@ -45,6 +45,10 @@ class KernelBuild:
     make_vars: tuple[str, ...] = ()
     image_path: str = ""
     memory_mb: int = 128  # the least guest memory this kernel boots with
+    arch: str = "x86_64"  # the guest's architecture (rustkm.arch)
+    # Another architecture's static busybox for the guest (else the toolchain's own); found
+    # each time the lane is prepared, not part of the stamp's meaning.
+    busybox: str = ""
 
     @property
     def vmlinux(self) -> Path:

@@ -3,9 +3,11 @@ channel, the stock kernel's own virtio modules, debug information, crash-dump su
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
+from rustkm.arch import ARM64, Arch, host_arch
 from rustkm.crash import CRASH_OPTIONS, missing_options
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild
@@ -25,6 +27,8 @@ class GuestKernel:
     # What crash dumps need but has not: empty where the kernel can give them (rustkm.crash).
     crash_missing: tuple[str, ...] = tuple(f"CONFIG_{o}" for o in CRASH_OPTIONS)
     memory_mb: int = 0  # the least guest memory the kernel needs (KASAN needs more)
+    arch: str = host_arch().name  # the guest's architecture (rustkm.arch)
+    busybox: Path | None = None  # the guest's busybox where it is not the toolchain's
 
 
 def guest_kernel(kernel: GuestKernel | KernelBuild | Path | str) -> GuestKernel:
@@ -34,11 +38,16 @@ def guest_kernel(kernel: GuestKernel | KernelBuild | Path | str) -> GuestKernel:
     if isinstance(kernel, KernelBuild):
         config = _config_text(kernel.config)
         missing = tuple(missing_options(config))
+        if kernel.arch != "x86_64":
+            # The dump devices are found through x86's fw_cfg I/O ports.
+            missing = (*missing, f"an x86_64 guest (this one is {kernel.arch})")
         if kernel.image_path:
             # A distribution's kernel: its own virtio modules go in the initramfs.
             early = _stock_virtio(kernel)
             return GuestKernel(kernel.image, kernel.release, _has_virtio(config) or bool(early),
-                               early, crash_missing=missing, memory_mb=kernel.memory_mb)
+                               early, crash_missing=missing, memory_mb=kernel.memory_mb,
+                               arch=kernel.arch,
+                               busybox=Path(kernel.busybox) if kernel.busybox else None)
         return GuestKernel(kernel.image, kernel.release, _has_virtio(config),
                            vmlinux=kernel.vmlinux if kernel.vmlinux.is_file() else None,
                            crash_missing=missing, memory_mb=kernel.memory_mb)
@@ -46,8 +55,23 @@ def guest_kernel(kernel: GuestKernel | KernelBuild | Path | str) -> GuestKernel:
         path = Path(kernel)
         if not path.is_file():
             raise RustkmError(f"kernel image {path} does not exist")
-        return GuestKernel(path.resolve())
+        return GuestKernel(path.resolve(), arch=image_arch(path).name)
     raise TypeError(f"cannot boot {kernel!r}")
+
+
+def image_arch(image: Path) -> Arch:
+    """The architecture of a kernel image file: an arm64 Image carries the magic "ARMd" at
+    offset 56 (the kernel's booting.rst), gzip-compressed or not; anything else is taken for
+    the host's (QEMU says so when it is not)."""
+    try:
+        with image.open("rb") as f:
+            head = f.read(64)
+            if head[:2] == b"\x1f\x8b":
+                f.seek(0)
+                head = gzip.GzipFile(fileobj=f).read(64)
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return host_arch()
+    return ARM64 if head[56:60] == b"ARMd" else host_arch()
 
 
 def _config_text(config: Path) -> str:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from rustkm.arch import host_arch
 from rustkm.cache import locked, publish_once, sha256_file, write_atomic
 from rustkm.debian import host_mirror
 from rustkm.errors import RustkmError
@@ -82,17 +83,24 @@ class DebianArchive:
         self._updated = False
 
     @classmethod
-    def for_suite(cls, toolchain: Toolchain, suite: str) -> DebianArchive:
-        folder = store_dir() / "apt" / suite
+    def for_suite(cls, toolchain: Toolchain, suite: str, arch: str = "") -> DebianArchive:
+        """Debian `suite`'s packages for `arch` (a Debian architecture such as arm64; "" is
+        the toolchain's own), with package lists of their own."""
+        foreign = bool(arch) and arch != host_arch().debian
+        folder = store_dir() / "apt" / (f"{suite}-{arch}" if foreign else suite)
         (folder / "lists" / "partial").mkdir(parents=True, exist_ok=True)
         sources = folder / "sources.list"
         line = f"deb {host_mirror()} {suite} main\n"
         # Another process's apt may be reading it: an empty list would make apt drop lists.
         if not sources.is_file() or sources.read_text() != line:
             write_atomic(sources, line)
-        options = ("-o", f"Dir::Etc::SourceList={folder / 'sources.list'}",
-                   "-o", "Dir::Etc::SourceParts=-", "-o", f"Dir::State::Lists={folder / 'lists'}",
-                   "-o", "Acquire::Check-Valid-Until=false")
+        options: tuple[str, ...] = ("-o", f"Dir::Etc::SourceList={folder / 'sources.list'}",
+                                    "-o", "Dir::Etc::SourceParts=-",
+                                    "-o", f"Dir::State::Lists={folder / 'lists'}",
+                                    "-o", "Acquire::Check-Valid-Until=false")
+        if foreign:
+            options += ("-o", f"APT::Architecture={arch}", "-o", f"APT::Architectures={arch}")
+            return cls(toolchain, options, name=f"Debian {suite} {arch}")
         return cls(toolchain, options, name=f"Debian {suite}")
 
     def update(self) -> None:
