@@ -2,6 +2,9 @@
 
     python bench/run.py boot      cold boot and snapshot restore side by side (to ready, one
                                   command, insmod+cat), memory, snapshot size, throughput both ways
+    python bench/run.py boot --arch arm64
+                                  an arm64 guest next to an x86_64 one, each on Debian's stock
+                                  kernel: cold boot, restored + insmod + cat, `rustkm run`
     python bench/run.py suite     a slice of the tests with snapshots off and on, alternating
     python bench/run.py module    one-file module rebuild, edit-to-test-result for printerfact
     python bench/run.py kernel    no-op `rustkm kernel build`
@@ -22,6 +25,7 @@ Results are printed and appended as JSON lines to bench/results/results.jsonl.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -153,6 +157,55 @@ def bench_boot(runs: int) -> None:
             row = measure(name, fn, max(3, runs // 3))
             report({"bench": f"agent throughput: {name}",
                     "MB_per_s": round(20.0 / float(row["median_s"]), 2)})  # type: ignore[arg-type]
+
+
+def bench_boot_arch(runs: int, arch: str) -> None:
+    """Another architecture's guest next to the host's, on Debian's stock kernel of each (the
+    same release and configuration family), measured side by side: cold boot to a ready agent,
+    and a restored guest + insmod + cat + teardown; the whole `rustkm run` process last."""
+    from rustkm import boot
+    from rustkm.lanes import with_arch
+    from rustkm.module import build_module
+    from rustkm.project import find_project
+    from rustkm.session import KernelRequest, prepare_kernel
+
+    quiet()
+    project = find_project()
+    lanes = {name: prepare_kernel(KernelRequest.from_project(project, lane=name), project)
+             for name in ("debian:latest", with_arch("debian:latest", arch))}
+    modules = {name: build_module(tc, kernel, PRINTERFACT).modules
+               for name, (tc, kernel) in lanes.items()}
+
+    def ready(name: str, snapshots: bool) -> Callable[[], object]:
+        def run() -> object:
+            os.environ["RUSTKM_SNAPSHOTS"] = "1" if snapshots else "0"
+            tc, kernel = lanes[name]
+            with boot(kernel, toolchain=tc):
+                return None
+        return run
+
+    def full(name: str) -> Callable[[], object]:
+        def run() -> object:
+            os.environ["RUSTKM_SNAPSHOTS"] = "1"
+            tc, kernel = lanes[name]
+            with boot(kernel, modules[name], toolchain=tc) as vm:
+                vm.insmod("printerfact")
+                return vm.succeed("cat /dev/printerfact")
+        return run
+
+    for name in lanes:
+        full(name)()  # each lane's snapshot exists before anything is timed
+    measure_side_by_side([(f"{name}: cold boot to ready", ready(name, False)) for name in lanes]
+                         + [(f"{name}: restored + insmod + cat + teardown", full(name))
+                            for name in lanes], runs)
+    os.environ["RUSTKM_SNAPSHOTS"] = "1"
+    rustkm = str(ROOT / ".venv" / "bin" / "rustkm")
+    measure_side_by_side([(f"{name}: `rustkm run printerfact -- cat` (whole process)",
+                           functools.partial(subprocess.run,
+                                             [rustkm, "run", "--kernel", name, str(PRINTERFACT),
+                                              "--", "cat", "/dev/printerfact"],
+                                             check=True, capture_output=True))
+                          for name in lanes], runs)
 
 
 def measure_side_by_side(cases: list[tuple[str, Callable[[], object]]],
@@ -430,7 +483,15 @@ def main() -> None:
                         help="boot: skip the test slice with snapshots off and on")
     parser.add_argument("--no-prepare", action="store_true",
                         help="matrix: skip each lane's preparation from nothing")
+    parser.add_argument("--arch", default="",
+                        help="boot: another architecture's guest (arm64) next to the host's, "
+                             "each on Debian's stock kernel")
     args = parser.parse_args()
+    if args.arch:
+        if args.what != "boot":
+            parser.error("--arch goes with boot")
+        bench_boot_arch(args.runs, args.arch)
+        return
     if args.what in ("boot", "all"):
         bench_boot(args.runs)
     # The fast-VM targets together: boot also runs the test slice with snapshots off and on.

@@ -65,6 +65,35 @@ def test_hung_task_report_names_the_task_and_its_stack():
     assert "task insmod" in text and "state:D" in text and "msleep" in text
 
 
+def test_arm64_reports_recorded_on_debians_arm64_kernel():
+    # The same trouble module on debian:latest@arm64 (QEMU virt, TCG): arm64's own wording.
+    [warn] = find_trouble(lines("arm64-warn"))
+    assert warn.kind == "warn" and "cut here" in warn.lines[0]
+    assert "WARNING: trouble.rs:45 at" in warn.report(demangle=False)
+    assert "Call trace:" in warn.report() and "end trace" in warn.lines[-1]
+
+    [fault] = find_trouble(lines("arm64-null-deref"))
+    text = fault.report(demangle=False)
+    assert fault.kind == "bug"
+    assert fault.title == ("Unable to handle kernel NULL pointer dereference at virtual "
+                           "address 0000000000000000")
+    assert "Internal error: Oops: 0000000096000006" in text and "Call trace:" in text
+    assert "Module4init" in text and "[trouble]" in text and "end trace" in fault.lines[-1]
+
+    # A Rust panic ends in BUG() (one report with it); arm64 then warns that the dying task
+    # left with interrupts masked, and the idle task trips over the same: separate reports,
+    # each from its "cut here" (the first with its message before its WARNING line).
+    panic, daif, idle = find_trouble(lines("arm64-rust-panic"))
+    assert panic.kind == "rust-panic" and "trouble.rs:47:18" in panic.report()
+    assert "Internal error: Oops - BUG" in panic.report(demangle=False)
+    assert daif.kind == "warn" and "cut here" in daif.lines[0]
+    assert "Unexpected DAIF value" in daif.lines[1]
+    assert idle.kind == "warn" and "context_tracking" in idle.report()
+
+    [crash] = find_trouble(lines("arm64-sysrq-panic"))
+    assert crash.fatal and crash.title == "Kernel panic - not syncing: sysrq triggered crash"
+
+
 def test_search_starts_at_the_given_line():
     log = lines("warn")
     first = find_trouble(log)[0]

@@ -27,6 +27,7 @@ _TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\]\s?")
 # Rust symbols as kallsyms prints them: v0 (_R...) and legacy (_ZN...E).
 _RUST_SYMBOL = re.compile(r"\b(_R[0-9A-Za-z_]+|_ZN[0-9A-Za-z_$.]+E)")
 MAX_REPORT_LINES = 80
+_CUT_HERE_REACH = 3  # lines a report's first trouble line may follow its "cut here" by
 
 
 @dataclass(frozen=True)
@@ -77,14 +78,21 @@ def find_trouble(lines: list[str], start: int = 0) -> list[Trouble]:
     (its stack trace, registers, up to its end marker) are not reported again."""
     found: list[Trouble] = []
     i = start
+    floor = start  # the first line no earlier report holds
     while i < len(lines):
         kind = classify(lines[i])
         if kind is None:
             i += 1
             continue
         first = i
-        if i > 0 and "cut here" in lines[i - 1]:
-            first = i - 1
+        # "cut here" opens the report; a WARN's own message may come between (arm64 on 7.2:
+        # "Unexpected DAIF value: ..." before "WARNING: arch/arm64/...").
+        for back in range(1, _CUT_HERE_REACH + 1):
+            if i - back < floor:
+                break
+            if "cut here" in lines[i - back]:
+                first = i - back
+                break
         j = i + 1
         while j < len(lines) and j - first < MAX_REPORT_LINES:
             if _END.search(lines[j]):
@@ -95,7 +103,7 @@ def find_trouble(lines: list[str], start: int = 0) -> list[Trouble]:
                 break
             j += 1
         found.append(Trouble(kind, first, tuple(lines[first:j])))
-        i = j
+        i = floor = j
     return found
 
 
