@@ -43,3 +43,48 @@ def test_an_x86_module_is_refused_with_the_reason(arm64, vm, tmp_path):
     assert any("architecture" in p or "x86" in p for p in report.problems), report.problems
     ours = write_module(tmp_path / "ours.ko", machine=EM_AARCH64)
     assert not [p for p in check(ours, arm64).problems if "rchitecture" in p]
+
+
+def test_a_module_for_x86_only_shows_its_rustc_error_in_the_arm64_cell(arm64, tmp_path):
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from rustkm.matrix import BUILD_ERROR, BUILT, Cell
+
+    for folder in ("printerfact", "lib"):
+        shutil.copytree(ROOT / "kmods" / folder, tmp_path / "kmods" / folder,
+                        ignore=shutil.ignore_patterns("test_*.py", "__pycache__"))
+    source = tmp_path / "kmods" / "printerfact" / "printerfact.rs"
+    source.write_text(source.read_text() + (
+        "\n/// The CPU's time-stamp counter: x86 only.\n#[allow(dead_code)]\n"
+        "fn stamp() -> u64 {\n    // SAFETY: RDTSC has no preconditions.\n"
+        "    unsafe { core::arch::x86_64::_rdtsc() }\n}\n"))
+    (tmp_path / "rustkm.toml").write_text((ROOT / "rustkm.toml").read_text().replace(
+        '"kmods/lkmpg/kernel.config"', f'"{ROOT}/kmods/lkmpg/kernel.config"'))
+    shutil.copy(ROOT / "rustkm.lock", tmp_path / "rustkm.lock")
+    out = tmp_path / "matrix.json"
+    # The lanes as named here: RUSTKM_ARCH (this lane's) would move both to arm64.
+    env = {k: v for k, v in os.environ.items() if k not in ("RUSTKM_ARCH", "RUSTKM_KERNEL")}
+    done = subprocess.run([sys.executable, "-m", "rustkm.cli", "matrix", "kmods/printerfact",
+                           "--lanes", "debian:latest,debian:latest@arm64", "--build-only",
+                           "--json", str(out)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=900, check=False, env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    cells = {c["lane"]: Cell(**c) for c in json.loads(out.read_text())["cells"]}
+    assert cells["debian:latest"].status == BUILT
+    arm = cells["debian:latest@arm64"]
+    assert arm.status == BUILD_ERROR and "x86_64" in arm.detail, arm
+    assert "printerfact.rs:" in arm.detail, arm
+
+
+def test_an_arm64_kernel_without_its_emulator_says_what_is_missing(arm64):
+    from rustkm import boot
+    from rustkm.toolchain import ensure_toolchain
+
+    with pytest.raises(RustkmError, match="has no qemu-system-aarch64") as caught, \
+            boot(arm64.image, toolchain=ensure_toolchain()):
+        pass
+    assert caught.value.hint is not None and "qemu-system-arm" in caught.value.hint

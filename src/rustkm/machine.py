@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rustkm.accel import choose_accel
 from rustkm.agent import AgentChannel, AgentError, CommandResult, GuestStuck
-from rustkm.arch import arch_of_machine, get_arch
+from rustkm.arch import Arch, arch_of_machine, get_arch
 from rustkm.console import ConsoleLog
 from rustkm.crash import DEVICES as CRASH_DEVICES
 from rustkm.crash import (
@@ -682,6 +682,22 @@ class Machine:
             yield
 
 
+def _check_emulator(tc: Toolchain, arch: Arch) -> None:
+    """The toolchain has the guest architecture's QEMU: say what is missing before a boot
+    that would end in bwrap's "No such file or directory"."""
+    root = tc.root
+    if root is None:
+        found = shutil.which(arch.qemu) is not None
+    else:
+        found = any((root / folder / arch.qemu).exists() for folder in ("usr/bin", "bin"))
+    if not found:
+        where = f"the toolchain {tc.name}" if root is not None else "the host's PATH"
+        raise RustkmError(f"{where} has no {arch.qemu} to run this {arch.name} kernel",
+                          hint=f"boot it through its lane (--arch {arch.name}: the lane's "
+                               f"toolchain has Debian's {arch.qemu_package}), or install "
+                               f"{arch.qemu_package}")
+
+
 def _refused_start(qemu: QemuProcess, error: Exception) -> Exception:
     """QEMU exits at start when it refuses its command line (a device property it does not
     know, a bad value): its own message, not a broken socket, is what the user needs."""
@@ -727,6 +743,7 @@ def boot(kernel: GuestKernel, modules: Sequence[Path] = (), *,
     one of a kernel build; rustkm.boot also resolves the default lane); on leaving the block
     it is gone (QEMU killed if need be)."""
     tc = toolchain or ensure_toolchain()
+    _check_emulator(tc, get_arch(kernel.arch))
     set_demangler(tc.wrap(["llvm-cxxfilt"]))
     image = kernel
     from rustkm.guest_tools import guest_tools
