@@ -112,3 +112,21 @@ def test_the_architecture_of_a_kernel_image(tmp_path):
     assert image_arch(tmp_path / "Image") == ARM64
     assert image_arch(tmp_path / "Image.gz") == ARM64
     assert image_arch(tmp_path / "bzImage") == X86_64
+
+
+def test_device_tree_overlays_are_for_arm64_guests_and_checked_before_any_boot(tmp_path):
+    from rustkm.devicetree import overlay_sources
+
+    options = VmOptions(dt_overlays=(str(tmp_path / "x.dts"),))
+    with pytest.raises(RustkmError, match="an x86_64 guest has none") as caught:
+        qemu_argv(Path("bzImage"), Path("i.cpio"), options, "tcg", tmp_path / "c",
+                  tmp_path / "a", virtio=True)
+    assert caught.value.hint is not None and "--arch arm64" in caught.value.hint
+    argv = qemu_argv(Path("Image"), Path("i.cpio"), options, "tcg", tmp_path / "c",
+                     tmp_path / "a", virtio=True, arch=ARM64, dtb=tmp_path / "merged.dtb")
+    assert argv[argv.index("-dtb") + 1] == str(tmp_path / "merged.dtb")
+    with pytest.raises(RustkmError, match="x.dts: No such file"):
+        overlay_sources([tmp_path / "x.dts"])
+    (tmp_path / "x.dtb").write_bytes(b"\xd0\x0d\xfe\xed")
+    with pytest.raises(RustkmError, match="expected a .dts source or a compiled .dtbo"):
+        overlay_sources([tmp_path / "x.dtb"])

@@ -88,3 +88,21 @@ def test_an_arm64_kernel_without_its_emulator_says_what_is_missing(arm64):
             boot(arm64.image, toolchain=ensure_toolchain()):
         pass
     assert caught.value.hint is not None and "qemu-system-arm" in caught.value.hint
+
+
+def test_a_broken_device_tree_overlay_is_refused_with_dtcs_message(arm64, tmp_path):
+    from rustkm import boot
+    from rustkm.vm import VmOptions
+
+    overlay = tmp_path / "broken.dts"
+    overlay.write_text("/dts-v1/;\n/plugin/;\n&{/} {\n\tnode { compatible = \"x\" }\n};\n")
+    with pytest.raises(RustkmError, match="device-tree overlay broken.dts does not compile") \
+            as caught, boot("debian:latest@arm64",
+                            options=VmOptions(dt_overlays=(str(overlay),))):
+        pass
+    assert "broken.dts:4" in (caught.value.details or ""), caught.value.details
+    # An overlay whose target the guest's tree lacks does not apply.
+    overlay.write_text("/dts-v1/;\n/plugin/;\n&{/nowhere} {\n\tnode { };\n};\n")
+    with pytest.raises(RustkmError, match="do not apply"), \
+            boot("debian:latest@arm64", options=VmOptions(dt_overlays=(str(overlay),))):
+        pass

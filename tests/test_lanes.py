@@ -106,6 +106,12 @@ def test_a_module_declares_where_it_does_not_apply(tmp_path):
         '[lanes]\nskip = { "debian:*" = "needs CONFIG_KUNIT" }\n')
     assert module_lane_skip(tmp_path, "debian:next") == "needs CONFIG_KUNIT"
     assert module_lane_skip(tmp_path, "default") == ""
+    # A pattern with ! skips the lanes it does not match: an arm64-only module.
+    (tmp_path / "rustkm-module.toml").write_text(
+        '[lanes]\nskip = { "!*@arm64" = "needs a device tree" }\n')
+    assert module_lane_skip(tmp_path, "default") == "needs a device tree"
+    assert module_lane_skip(tmp_path, "debian:latest") == "needs a device tree"
+    assert module_lane_skip(tmp_path, "debian:latest@arm64") == ""
     (tmp_path / "rustkm-module.toml").write_text("[lane]\n")
     with pytest.raises(RustkmError, match="only \\[lanes\\] skip"):
         module_lane_skip(tmp_path, "default")

@@ -146,6 +146,10 @@ def _vm_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", action="append", default=[], dest="devices", metavar="DEVICE",
                    help="a QEMU device, as -device takes it (e.g. edu, "
                         "qemu-xhci,id=xhci); repeatable")
+    p.add_argument("--dt-overlay", action="append", default=[], dest="dt_overlays",
+                   type=Path, metavar="FILE",
+                   help="a device-tree overlay (.dts or .dtbo) applied to the guest's device "
+                        "tree (arm64 guests); repeatable")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -441,7 +445,8 @@ def _vm(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from rustkm.vm import VmOptions
 
     return VmOptions(memory_mb=args.memory, cpus=args.cpus, accel=args.accel,
-                     append=tuple(args.append), devices=tuple(args.devices))
+                     append=tuple(args.append), devices=tuple(args.devices),
+                     dt_overlays=tuple(str(p) for p in args.dt_overlays))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -159,12 +159,20 @@ def resolve_lanes(names: str, project: Project, origin: str = "") -> list[Lane]:
 
 def module_lane_skip(folder: Path, lane: str) -> str:
     """Why the module in `folder` does not apply to `lane` ("" when it does), from its
-    rustkm-module.toml: [lanes] skip = {"debian:*" = "needs CONFIG_KUNIT"}."""
-    import fnmatch
-
+    rustkm-module.toml: [lanes] skip = {"debian:*" = "needs CONFIG_KUNIT"}; a pattern that
+    starts with ! skips every lane it does not match ("!*@arm64": arm64 lanes only)."""
     from rustkm.module_file import read_module_file
 
-    for pattern, reason in read_module_file(folder).skip.items():
-        if fnmatch.fnmatchcase(lane, pattern):
+    return lane_skip_reason(read_module_file(folder).skip, lane)
+
+
+def lane_skip_reason(skip: dict[str, str], lane: str) -> str:
+    """The reason of the first pattern of `skip` that skips `lane` ("" when none does): an
+    fnmatch pattern skips the lanes it matches, one that starts with ! those it does not."""
+    import fnmatch
+
+    for pattern, reason in skip.items():
+        negated = pattern.startswith("!")
+        if fnmatch.fnmatchcase(lane, pattern.removeprefix("!")) != negated:
             return reason
     return ""

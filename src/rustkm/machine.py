@@ -26,6 +26,7 @@ from rustkm.crash import (
 )
 from rustkm.crash import QEMU_ARGS as CRASH_QEMU_ARGS
 from rustkm.devices import check_devices, qemu_device_names, snapshot_obstacle
+from rustkm.devicetree import merged_dtb
 from rustkm.errors import RustkmError
 from rustkm.initramfs import GUEST_MODULE_DIR, InitramfsSpec, toolchain_busybox, write_initramfs
 from rustkm.kernel.guest import GuestKernel
@@ -35,7 +36,7 @@ from rustkm.oops import Trouble, find_trouble, set_demangler
 from rustkm.qmp import QmpClient
 from rustkm.snapshot import Snapshot, discard, find, restore, save, snapshot_key, snapshots_enabled
 from rustkm.toolchain import Toolchain, ensure_toolchain
-from rustkm.vm import QBOOT, VIRTIO_AGENT_PORT, QemuProcess, VmOptions, qemu_argv
+from rustkm.vm import QBOOT, VIRTIO_AGENT_PORT, QemuProcess, VmOptions, arm64_machine, qemu_argv
 from rustkm.workdir import make_workdir
 
 DEFAULT_TIMEOUT = 60.0
@@ -86,6 +87,7 @@ class Machine:
         self.troubles: list[Trouble] = []
         self._dumps = False  # pause at a panic and save the memory (rustkm.crash)
         self.crash_dump: Path | None = None  # the dump folder saved at a panic, if any
+        self._dtb: Path | None = None  # an arm64 guest's device tree with its overlays
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -171,7 +173,17 @@ class Machine:
                               qemu_args=(*options.qemu_args, *CRASH_QEMU_ARGS))
         return qemu_argv(self.kernel.image, initramfs, options, self.accel, console_sock,
                          agent_sock, QBOOT if qboot.exists() else None,
-                         virtio=bool(self.spec.agent_virtio), arch=get_arch(self.kernel.arch))
+                         virtio=bool(self.spec.agent_virtio), arch=get_arch(self.kernel.arch),
+                         dtb=self._device_tree())
+
+    def _device_tree(self) -> Path | None:
+        """The arm64 guest's device tree with the VM's overlays, made once per VM (cached)."""
+        if not self.options.dt_overlays or get_arch(self.kernel.arch).name != "arm64":
+            return None  # qemu_argv refuses overlays for a guest without a device tree
+        if self._dtb is None:
+            self._dtb = merged_dtb(self.tc, arm64_machine(self.options),
+                                   self.tc.versions().get("qemu", ""), self.options.dt_overlays)
+        return self._dtb
 
     def _boot(self, initramfs: Path, how: str, snapshot: Snapshot | None = None) -> None:
         self.boot_how = how

@@ -15,7 +15,6 @@ test is attached to its report.
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import os
 import re
 from collections.abc import Generator, Iterator
@@ -80,9 +79,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "rustkm_lanes(skip={pattern: reason}): the kernel "
                             "lanes (fnmatch patterns) where a test does not apply, and why")
     config.addinivalue_line("markers", "rustkm(modules=[...], cpus=, memory=, append=[...], "
-                            "files=[(guest, host)], programs=[...], devices=[...]): modules "
-                            "to build and put in the `vm` fixture's guest, files and C "
-                            "programs, VM options, QEMU devices (-device strings)")
+                            "files=[(guest, host)], programs=[...], devices=[...], "
+                            "devicetree=[...]): modules to build and put in the `vm` fixture's "
+                            "guest, files and C programs, VM options, QEMU devices (-device "
+                            "strings), device-tree overlays (arm64 guests)")
 
 
 def configured_lanes(config: pytest.Config) -> list[str]:
@@ -153,7 +153,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Tests (or whole files, through pytestmark) declare the lanes where they do not apply:
     @pytest.mark.rustkm_lanes(skip={"debian:*": "why"}), and module folders in their
     rustkm-module.toml; they show as skipped, with why."""
-    from rustkm.lanes import module_lane_skip
+    from rustkm.lanes import lane_skip_reason, module_lane_skip
 
     for item in items:
         if reason := module_lane_skip(item.path.parent, _item_lane(item)):
@@ -169,10 +169,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(f"{item.nodeid}: rustkm_lanes(skip=...) takes a dict of "
                                     "lane name patterns to reasons")
         lane = _item_lane(item)
-        for pattern, reason in skip.items():
-            if fnmatch.fnmatchcase(lane, pattern):
-                item.add_marker(pytest.mark.skip(reason=f"not on lane {lane}: {reason}"))
-                break
+        if reason := lane_skip_reason(skip, lane):
+            item.add_marker(pytest.mark.skip(reason=f"not on lane {lane}: {reason}"))
 
 
 @pytest.fixture(scope="session")
@@ -207,8 +205,13 @@ def vm(request: pytest.FixtureRequest,
     if isinstance(devices, str) or not all(isinstance(d, str) for d in devices):
         raise pytest.UsageError("rustkm marker: devices= takes a list of QEMU -device strings, "
                                 "e.g. devices=[\"edu\"]")
+    overlays = settings.pop("devicetree", ())
+    if isinstance(overlays, str) or not all(isinstance(o, str) for o in overlays):
+        raise pytest.UsageError("rustkm marker: devicetree= takes a list of overlay files (.dts "
+                                "or .dtbo), e.g. devicetree=[\"dt-overlay.dts\"]")
     options = VmOptions(memory_mb=memory, cpus=settings.pop("cpus", 1),
-                        append=tuple(settings.pop("append", ())), devices=tuple(devices))
+                        append=tuple(settings.pop("append", ())), devices=tuple(devices),
+                        dt_overlays=tuple(str(here / o) for o in overlays))
     if settings:
         raise pytest.UsageError(f"unknown rustkm marker options: {', '.join(settings)}")
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]

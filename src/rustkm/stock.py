@@ -100,7 +100,10 @@ class StockToolchainNeeds:
         """The toolchain of a lane of `arch`: the kernel's rustc and compiler (a cross one, and
         the same version natively for kbuild's host tools and the guest's helpers, with the
         target's static C library), QEMU for the target and busybox."""
-        cross = () if arch.is_host else (self.cross_package(arch), f"libc6-dev-{arch.debian}-cross")
+        # dtc and fdtoverlay: arm64 guests boot from a device tree that overlays extend;
+        # clippy: modules only another architecture builds are linted there.
+        cross = () if arch.is_host else (self.cross_package(arch), f"libc6-dev-{arch.debian}-cross",
+                                         "device-tree-compiler", "rust-clippy")
         return ("rustc", "rust-src", "bindgen", self.compiler_package, *cross, "make", "flex",
                 "bison", "bc", "libelf-dev", "libssl-dev", "python3", "kmod", "libclang-dev",
                 "clang", "llvm", "lld", "dwarves", "cpio", "xz-utils", host_arch().qemu_package,

@@ -38,6 +38,9 @@ class VmOptions:
     # False: always a cold boot, never saved (the boot itself is what is measured or tested,
     # as for the kernel's own KUnit suites, which run before init).
     snapshot: bool = True
+    # Device-tree overlays (.dts or .dtbo host paths) applied to the guest's device tree:
+    # arm64 guests only (rustkm.devicetree).
+    dt_overlays: tuple[str, ...] = ()
 
 
 # Under TCG the local APIC timer always fails the kernel's verification (which takes a quarter
@@ -76,12 +79,18 @@ ARM64_MACHINE = ("-M", "virt", "-cpu", "max,pauth-impdef=on")
 
 def qemu_argv(kernel: Path, initramfs: Path, options: VmOptions, accel: str,
               console_sock: Path, agent_sock: Path, firmware: str | None = None,
-              virtio: bool = False, arch: Arch = X86_64) -> list[str]:
+              virtio: bool = False, arch: Arch = X86_64, dtb: Path | None = None) -> list[str]:
     """QEMU's command line. With `virtio` the agent talks over a virtio-serial port (raw
     bytes at memory speed) and the guest gets virtio-rng; its serial slot (ttyS1) stays, empty,
-    so that the shell keeps ttyS2."""
+    so that the shell keeps ttyS2. `dtb`: the device tree an arm64 guest boots from (its
+    overlays applied), instead of the one QEMU makes."""
     if arch != X86_64:
-        return _arm64_argv(kernel, initramfs, options, console_sock, agent_sock, virtio)
+        return _arm64_argv(kernel, initramfs, options, console_sock, agent_sock, virtio, dtb)
+    if options.dt_overlays:
+        raise RustkmError("device-tree overlays need a guest that boots from a device tree: "
+                          "an x86_64 guest has none",
+                          hint="use the arm64 guest (--arch arm64), whose QEMU virt machine "
+                               "boots from one")
     # qboot boots faster than SeaBIOS and its MP table lists every vCPU (SeaBIOS's listed
     # only the first one, so a kernel without ACPI saw one CPU).
     argv = ["qemu-system-x86_64", "-accel", accel, "-cpu", "host" if accel == "kvm" else "max",
@@ -111,8 +120,14 @@ def qemu_argv(kernel: Path, initramfs: Path, options: VmOptions, accel: str,
     return argv + list(options.qemu_args)
 
 
+def arm64_machine(options: VmOptions) -> list[str]:
+    """The part of an arm64 guest's command line that shapes its device tree."""
+    return ["qemu-system-aarch64", *ARM64_MACHINE, "-accel", "tcg", "-m", str(options.memory_mb),
+            "-smp", str(options.cpus), "-nodefaults", "-no-user-config", "-display", "none"]
+
+
 def _arm64_argv(kernel: Path, initramfs: Path, options: VmOptions, console_sock: Path,
-                agent_sock: Path, virtio: bool) -> list[str]:
+                agent_sock: Path, virtio: bool, dtb: Path | None) -> list[str]:
     """arm64 on QEMU's virt machine, always under TCG. Its only UART is the console: the
     agent needs the virtio-serial channel, and the shell gets a virtio port of its own."""
     if not virtio:
@@ -120,9 +135,7 @@ def _arm64_argv(kernel: Path, initramfs: Path, options: VmOptions, console_sock:
                           "(virt has one serial port, the console)",
                           hint="use a kernel with CONFIG_VIRTIO_PCI and CONFIG_VIRTIO_CONSOLE "
                                "(Debian's arm64 kernels have both)")
-    argv = ["qemu-system-aarch64", *ARM64_MACHINE, "-accel", "tcg",
-            "-m", str(options.memory_mb), "-smp", str(options.cpus),
-            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+    argv = [*arm64_machine(options), "-no-reboot", *(["-dtb", str(dtb)] if dtb else []),
             "-kernel", str(kernel), "-initrd", str(initramfs),
             "-append", kernel_cmdline(options, "tcg", ARM64),
             "-chardev", f"socket,id=console,path={console_sock},server=on,wait=on",
