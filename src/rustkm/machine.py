@@ -35,7 +35,7 @@ from rustkm.modinfo import read_module
 from rustkm.oops import Trouble, find_trouble, set_demangler
 from rustkm.qmp import QmpClient
 from rustkm.snapshot import Snapshot, discard, find, restore, save, snapshot_key, snapshots_enabled
-from rustkm.toolchain import Toolchain, ensure_toolchain
+from rustkm.toolchain import Toolchain, ensure_toolchain, toolchain_named
 from rustkm.vm import QBOOT, VIRTIO_AGENT_PORT, QemuProcess, VmOptions, arm64_machine, qemu_argv
 from rustkm.workdir import make_workdir
 
@@ -694,6 +694,14 @@ class Machine:
             yield
 
 
+def _lane_toolchain(kernel: GuestKernel) -> Toolchain | None:
+    """Another architecture's guest boots with its lane's toolchain (its QEMU, its cross
+    compiler) when the caller names none; the host's guests with the default one."""
+    if get_arch(kernel.arch).is_host:
+        return None
+    return toolchain_named(kernel.toolchain)
+
+
 def _check_emulator(tc: Toolchain, arch: Arch) -> None:
     """The toolchain has the guest architecture's QEMU: say what is missing before a boot
     that would end in bwrap's "No such file or directory"."""
@@ -754,12 +762,17 @@ def boot(kernel: GuestKernel, modules: Sequence[Path] = (), *,
     """Boot a throwaway guest of a ready kernel image (rustkm.kernel.guest.guest_kernel makes
     one of a kernel build; rustkm.boot also resolves the default lane); on leaving the block
     it is gone (QEMU killed if need be)."""
-    tc = toolchain or ensure_toolchain()
+    tc = toolchain or _lane_toolchain(kernel) or ensure_toolchain()
     _check_emulator(tc, get_arch(kernel.arch))
     set_demangler(tc.wrap(["llvm-cxxfilt"]))
     image = kernel
     from rustkm.guest_tools import guest_tools
 
+    if image.busybox is None and not get_arch(image.arch).is_host:
+        raise RustkmError(f"an {image.arch} guest needs an {image.arch} busybox, and this "
+                          "kernel names none (the toolchain's is the host's)",
+                          hint=f"boot it through its lane: rustkm.boot(\"debian:latest@"
+                               f"{image.arch}\"), or GuestKernel(..., busybox=PATH)")
     spec = InitramfsSpec(modules=tuple(Path(m).resolve() for m in modules),
                          files=tuple(guest_tools(tc, image.arch)),
                          busybox=image.busybox or toolchain_busybox(tc),

@@ -160,6 +160,15 @@ def rootfs_toolchain(suite: str = SUITE, variant: str = "") -> Toolchain:
     return Toolchain(name=f"debian-{name}", root=root)
 
 
+def toolchain_named(name: str) -> Toolchain | None:
+    """The root-filesystem toolchain `name` (debian-sid-arm64) if it exists here."""
+    if not name.startswith("debian-"):
+        return None
+    tc = Toolchain(name=name, root=cache_root() / "toolchain" / name.removeprefix("debian-") /
+                   "root")
+    return tc if tc.root is not None and tc.root.is_dir() else None
+
+
 def ensure_toolchain(kind: str = "debian") -> Toolchain:
     """The toolchain named `kind`, creating the root filesystem on first use."""
     if kind == "host":

@@ -27,8 +27,13 @@ class GuestKernel:
     # What crash dumps need but has not: empty where the kernel can give them (rustkm.crash).
     crash_missing: tuple[str, ...] = tuple(f"CONFIG_{o}" for o in CRASH_OPTIONS)
     memory_mb: int = 0  # the least guest memory the kernel needs (KASAN needs more)
-    arch: str = host_arch().name  # the guest's architecture (rustkm.arch)
+    arch: str = ""  # the guest's architecture (rustkm.arch); "": read from the image
     busybox: Path | None = None  # the guest's busybox where it is not the toolchain's
+    toolchain: str = ""  # the lane's toolchain (another architecture's has its QEMU)
+
+    def __post_init__(self) -> None:
+        if not self.arch:
+            object.__setattr__(self, "arch", image_arch(self.image).name)
 
 
 def guest_kernel(kernel: GuestKernel | KernelBuild | Path | str) -> GuestKernel:
@@ -46,7 +51,7 @@ def guest_kernel(kernel: GuestKernel | KernelBuild | Path | str) -> GuestKernel:
             early = _stock_virtio(kernel)
             return GuestKernel(kernel.image, kernel.release, _has_virtio(config) or bool(early),
                                early, crash_missing=missing, memory_mb=kernel.memory_mb,
-                               arch=kernel.arch,
+                               arch=kernel.arch, toolchain=kernel.toolchain,
                                busybox=Path(kernel.busybox) if kernel.busybox else None)
         return GuestKernel(kernel.image, kernel.release, _has_virtio(config),
                            vmlinux=kernel.vmlinux if kernel.vmlinux.is_file() else None,
@@ -55,7 +60,7 @@ def guest_kernel(kernel: GuestKernel | KernelBuild | Path | str) -> GuestKernel:
         path = Path(kernel)
         if not path.is_file():
             raise RustkmError(f"kernel image {path} does not exist")
-        return GuestKernel(path.resolve(), arch=image_arch(path).name)
+        return GuestKernel(path.resolve())
     raise TypeError(f"cannot boot {kernel!r}")
 
 
