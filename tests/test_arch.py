@@ -96,7 +96,8 @@ def test_an_arm64_guest_boots_on_virt_with_its_agent_on_virtio(tmp_path):
     assert "console=ttyAMA0" in text and "tsc" not in text
     assert "name=rustkm.agent" in text and "name=rustkm.shell" in text
     assert argv.count("-serial") == 1 and "-nic none" in text
-    assert "rustkm.shell" in shell_device(ARM64) and shell_device(X86_64) == "/dev/ttyS2"
+    assert "virtconsole,bus=vser0.0,chardev=shell,name=rustkm.shell" in text
+    assert shell_device(ARM64) == "/dev/hvc0" and shell_device(X86_64) == "/dev/ttyS2"
     with pytest.raises(RustkmError, match="needs virtio-pci and virtio-console"):
         qemu_argv(Path("Image"), Path("i.cpio"), options, "tcg", tmp_path / "c", tmp_path / "a",
                   virtio=False, arch=ARM64)

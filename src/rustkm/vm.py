@@ -146,9 +146,9 @@ def _arm64_argv(kernel: Path, initramfs: Path, options: VmOptions, console_sock:
             "-device", "virtio-rng-pci"]
     if options.shell_port:
         shell_sock = console_sock.with_name("shell.sock")
+        # A virtio console, not a plain port: the shell needs a terminal (hvc0, the only one).
         argv += ["-chardev", f"socket,id=shell,path={shell_sock},server=on,wait=off",
-                 "-device",
-                 f"virtserialport,bus=vser0.0,chardev=shell,name={VIRTIO_SHELL_PORT}"]
+                 "-device", f"virtconsole,bus=vser0.0,chardev=shell,name={VIRTIO_SHELL_PORT}"]
     if options.network:
         argv += ["-nic", "user,model=virtio-net-pci"]
     else:
@@ -159,12 +159,9 @@ def _arm64_argv(kernel: Path, initramfs: Path, options: VmOptions, console_sock:
 
 
 def shell_device(arch: Arch) -> str:
-    """A guest shell expression for the interactive shell's port (ttyS2, or arm64's virtio
-    port found by its name)."""
-    if arch == X86_64:
-        return "/dev/ttyS2"
-    return ("$(for p in /sys/class/virtio-ports/*; do [ \"$(cat $p/name)\" = "
-            f"{VIRTIO_SHELL_PORT} ] && echo /dev/${{p##*/}}; done)")
+    """The guest's terminal of the interactive shell: ttyS2, or arm64's virtio console (hvc0:
+    its only one, as the kernel's console is the PL011)."""
+    return "/dev/ttyS2" if arch == X86_64 else "/dev/hvc0"
 
 
 def _die_with_parent() -> None:
