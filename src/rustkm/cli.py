@@ -275,7 +275,7 @@ def cmd_kernel_build(args: argparse.Namespace) -> int:
 
     project, request = _request(args)
     _, build = prepare_kernel(request, project)
-    say(f"kernel {build.release} ready: {build.vmlinux}")
+    say(f"kernel {build.release} ({build.arch}) ready: {build.image}")
     return 0
 
 
@@ -284,7 +284,8 @@ def cmd_kernel_info(args: argparse.Namespace) -> int:
 
     project, request = _request(args)
     tc, build = prepare_kernel(request, project)
-    rows = [("release", build.release), ("source", f"{build.source.origin}"),
+    rows = [("release", build.release), ("architecture", build.arch),
+            ("image", str(build.image)), ("source", f"{build.source.origin}"),
             ("source tree", str(build.source.tree)), ("build folder", str(build.build_dir)),
             ("vmlinux", str(build.vmlinux)), ("bzImage", str(build.bzimage)),
             ("config", str(build.config)), ("Module.symvers", str(build.symvers)),
