@@ -11,6 +11,7 @@ import pytest
 
 from rustkm.arch import ARM64, X86_64, get_arch, host_arch
 from rustkm.errors import RustkmError
+from rustkm.kernel.build import make_args
 from rustkm.kernel.guest import image_arch
 from rustkm.lanes import resolve_lane, resolve_lanes, with_arch
 from rustkm.project import Project, find_project
@@ -44,7 +45,7 @@ def test_a_lane_on_another_architecture(tmp_path):
         resolve_lane("debian:latest@arm65", project, "--lanes")
 
 
-def test_arch_chooses_the_stock_lane_and_refuses_a_self_built_one(tmp_path, monkeypatch):
+def test_arch_chooses_the_stock_lane_and_a_self_built_one_on_request(tmp_path, monkeypatch):
     monkeypatch.delenv("RUSTKM_KERNEL", raising=False)
     monkeypatch.delenv("RUSTKM_DEBUG_KERNEL", raising=False)
     project = Project(root=tmp_path)
@@ -53,10 +54,17 @@ def test_arch_chooses_the_stock_lane_and_refuses_a_self_built_one(tmp_path, monk
                                                            "debian:latest@arm64")
     monkeypatch.setenv("RUSTKM_ARCH", "aarch64")
     assert KernelRequest.from_project(project).lane == "debian:latest@arm64"
+    # The self-built arm64 kernel (by hand: not in CI): its own guest and devices fragments,
+    # ARCH=arm64 in every make call and in the build's key.
     request = KernelRequest.from_project(project, lane="default")
-    with pytest.raises(RustkmError, match="does not build arm64 kernels yet") as caught:
-        request.check()
-    assert caught.value.hint is not None and "--kernel debian:latest --arch arm64" in caught.value.hint
+    assert (request.lane, request.arch, request.stock) == ("default@arm64", "arm64", None)
+    request.check()
+    names = [f.name for f in request.fragment_list()]
+    assert names[0] == "qemu-guest-arm64" and "devices-arm64" in names and "devices" not in names
+    assert "ARCH=arm64" in make_args(1, "arm64") and not any(
+        a.startswith("ARCH=") for a in make_args(1))
+    with pytest.raises(RustkmError, match="--toolchain host builds for this host's"):
+        KernelRequest.from_project(project, lane="default", toolchain="host").check()
     monkeypatch.setenv("RUSTKM_ARCH", "sparc")
     with pytest.raises(RustkmError, match="from RUSTKM_ARCH"):
         KernelRequest.from_project(project)

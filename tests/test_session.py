@@ -25,7 +25,8 @@ class Cache:
     root: Path
     built: list[tuple[str, ...]] = field(default_factory=list)  # fragments of each new build
 
-    def build(self, tc: Toolchain, source: KernelSource, fragments: list[Fragment]) -> KernelBuild:
+    def build(self, tc: Toolchain, source: KernelSource, fragments: list[Fragment],
+              arch: str = "x86_64") -> KernelBuild:
         self.built.append(tuple(f.name for f in fragments))
         return stamp(self, "new", self.built[-1])
 
@@ -44,7 +45,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cache:
     monkeypatch.chdir(tmp_path / "elsewhere")
     cache = Cache(tmp_path / "cache")
     monkeypatch.setattr(session, "ensure_toolchain",
-                        lambda kind="debian": Toolchain("debian-trixie", tmp_path / "root"))
+                        lambda kind="debian", arch="": Toolchain("debian-trixie", tmp_path / "root"))
     monkeypatch.setattr(session, "resolve_source",
                         lambda *a, **k: KernelSource(tmp_path, "7.2.12", _origin("7.2")))
     monkeypatch.setattr(session, "record_toolchain", lambda tc, project: None)

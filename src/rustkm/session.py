@@ -9,7 +9,7 @@ from pathlib import Path
 from rustkm.arch import arch_from_environment, get_arch, host_arch
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild, ensure_kernel
-from rustkm.kernel.config import BASE_FRAGMENTS, DEBUG_FRAGMENTS, Fragment, load_fragment
+from rustkm.kernel.config import DEBUG_FRAGMENTS, Fragment, base_fragments, load_fragment
 from rustkm.kernel.source import DEFAULT_SERIES, KernelSource, debian_source, local_source
 from rustkm.lanes import (
     Lane,
@@ -91,11 +91,10 @@ class KernelRequest:
         if self.stock:
             stock_release(self.stock)
             return
-        if not get_arch(self.arch).is_host:
-            raise RustkmError(
-                f"lane {self.lane}: rustkm does not build {self.arch} kernels yet",
-                hint=f"use Debian's stock {self.arch} kernel: --kernel {FOREIGN_DEFAULT} "
-                     f"--arch {self.arch} (no build)")
+        if not get_arch(self.arch).is_host and self.toolchain == "host":
+            raise RustkmError(f"lane {self.lane}: --toolchain host builds for this host's "
+                              f"architecture only, not {self.arch}",
+                              hint="use the default Debian toolchain, which cross-builds")
         check_source(self.source)
         if self.toolchain not in TOOLCHAINS:
             raise RustkmError(f"unknown toolchain {self.toolchain!r}",
@@ -106,7 +105,8 @@ class KernelRequest:
                                    "default Debian toolchain")
 
     def fragment_list(self) -> list[Fragment]:
-        names = [*BASE_FRAGMENTS, *(DEBUG_FRAGMENTS if self.debug else ()), *self.fragments]
+        names = [*base_fragments(self.arch), *(DEBUG_FRAGMENTS if self.debug else ()),
+                 *self.fragments]
         return [load_fragment(n) for n in names]
 
 
@@ -132,11 +132,12 @@ def prepare_kernel(request: KernelRequest | None = None,
     fragments = request.fragment_list()  # fail on a bad fragment before any download
     # A local tree is checked (it exists, it is a kernel tree, unbuilt) before the toolchain.
     local = None if request.source.startswith("debian:") else local_source(Path(request.source))
-    if project.marker is None:
+    foreign = not get_arch(request.arch).is_host
+    if project.marker is None and not foreign:
         reused = _kernel_outside_project(request, project)
         if reused is not None:
             return ensure_toolchain(request.toolchain), reused
-    tc = ensure_toolchain(request.toolchain)
+    tc = ensure_toolchain(request.toolchain, request.arch if foreign else "")
     if local is not None and request.toolchain == "host":
         from rustkm.kernel.tools import check_host_tools
 
@@ -145,7 +146,23 @@ def prepare_kernel(request: KernelRequest | None = None,
     else:
         source = local or resolve_source(tc, request, project)
         record_toolchain(tc, project)
-    return tc, ensure_kernel(tc, source, fragments)
+    build = ensure_kernel(tc, source, fragments, arch=request.arch)
+    if foreign:
+        build = replace(build, busybox=str(_foreign_busybox(tc, request, project)))
+    return tc, build
+
+
+def _foreign_busybox(tc: Toolchain, request: KernelRequest, project: Project) -> Path:
+    """A self-built kernel of another architecture: its guest's busybox, Debian's for that
+    architecture from the toolchain's suite, pinned in the lane's section of rustkm.lock."""
+    from rustkm.guest_busybox import guest_busybox
+    from rustkm.kernel.source import DebianArchive
+    from rustkm.toolchain import SUITE
+
+    arch = get_arch(request.arch)
+    archive = DebianArchive.for_suite(tc, SUITE, arch.debian)
+    return guest_busybox(request.lane, Lock.read(project.lock_path), project.lock_path,
+                         archive, tc, arch)
 
 
 def default_kernel() -> KernelBuild:

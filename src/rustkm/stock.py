@@ -26,6 +26,7 @@ from rustkm.arch import Arch, host_arch
 from rustkm.cache import cache_key, locked, publish_once
 from rustkm.debian import version_key
 from rustkm.errors import RustkmError
+from rustkm.guest_busybox import guest_busybox
 from rustkm.kernel.build import KernelBuild, out_of_tree_make
 from rustkm.kernel.config import parse_config
 from rustkm.kernel.source import DebianArchive, KernelSource, fetch_source
@@ -392,24 +393,9 @@ def prepare_stock_kernel(spec: str, lock: Lock, lock_path: Path | None,
     build = _prepare_metadata(tc, lambda: fetch_source(archive, pinned.source, pinned.series),
                               release, needs, header_tree, vmlinuz, key, arch)
     if not arch.is_host:
-        build = replace(build, busybox=str(_guest_busybox(spec, lock, lock_path, archive,
-                                                          apt_tc, arch)))
+        busybox = guest_busybox(lane_name(spec, arch), lock, lock_path, archive, apt_tc, arch)
+        build = replace(build, busybox=str(busybox))
     return tc, build
-
-
-def _guest_busybox(spec: str, lock: Lock, lock_path: Path | None, archive: DebianArchive,
-                   apt_tc: Toolchain, arch: Arch) -> Path:
-    """The static busybox of another architecture's guest: Debian's busybox-static for it,
-    pinned in the lane's section beside the kernel."""
-    with editing(lock_path, lock) as pins:
-        pinned = _pin(pins.lane(lane_name(spec, arch)), archive, "busybox-static", None)
-    folder = _extract_deb(apt_tc, archive.download(pinned),
-                          store_dir() / "guest-busybox" / f"{arch.name}-{pinned.sha256[:12]}")
-    for candidate in ("usr/bin/busybox", "bin/busybox"):
-        if (folder / candidate).is_file():
-            return folder / candidate
-    raise RustkmError(f"busybox-static {pinned.version} ({arch.debian}) holds no busybox",
-                      hint=f"look under {folder}")
 
 
 def _source_version(archive: DebianArchive, series: str, version: str,

@@ -169,12 +169,26 @@ def toolchain_named(name: str) -> Toolchain | None:
     return tc if tc.root is not None and tc.root.is_dir() else None
 
 
-def ensure_toolchain(kind: str = "debian") -> Toolchain:
-    """The toolchain named `kind`, creating the root filesystem on first use."""
+# What a self-built kernel of another architecture adds to the toolchain: clang and rustc
+# cross-build the kernel themselves; the guest's static helpers need a cross gcc and C library,
+# the guest QEMU, and arm64's device trees dtc.
+CROSS_PACKAGES = {"arm64": ("gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross", "qemu-system-arm",
+                            "device-tree-compiler")}
+
+
+def ensure_toolchain(kind: str = "debian", arch: str = "") -> Toolchain:
+    """The toolchain named `kind`, creating the root filesystem on first use; with `arch`
+    (another architecture than the host's) one of its own with that architecture's tools."""
     if kind == "host":
+        if arch:
+            raise RustkmError(f"--toolchain host builds for the host's architecture only, not "
+                              f"{arch}", hint="use the default Debian toolchain")
         return Toolchain(name="host", root=None)
     if kind != "debian":
         raise RustkmError(f"unknown toolchain {kind!r}", hint="use --toolchain debian or host")
+    if arch:
+        return ensure_suite_toolchain(SUITE, (*PACKAGES, *CROSS_PACKAGES[arch]),
+                                      (f"{SUITE}-backports",), variant=arch)
     return ensure_suite_toolchain(SUITE, PACKAGES, (f"{SUITE}-backports",))
 
 

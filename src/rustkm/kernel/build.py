@@ -56,13 +56,18 @@ class KernelBuild:
 
     @property
     def image(self) -> Path:
-        """What the VM boots: vmlinux (PVH entry), or the distribution's vmlinuz."""
-        return Path(self.image_path) if self.image_path else self.vmlinux
+        """What the VM boots: vmlinux (PVH entry), arm64's Image, or the distribution's
+        vmlinuz."""
+        if self.image_path:
+            return Path(self.image_path)
+        if self.arch == "arm64":
+            return self.build_dir / "arch/arm64/boot/Image"
+        return self.vmlinux
 
     def module_make_args(self) -> list[str]:
         if self.make_vars:
             return [*self.make_vars, f"-j{os.cpu_count() or 1}"]
-        return make_args()
+        return make_args(arch=self.arch)
 
     @property
     def bzimage(self) -> Path:
@@ -104,11 +109,17 @@ def out_of_tree_make(tree: Path, build_dir: Path, *args: str) -> list[str]:
     return ["make", "-C", str(tree), f"O={build_dir}", *args]
 
 
-def make_args(jobs: int | None = None) -> list[str]:
-    """What every make call of a kernel build gets: LLVM, ccache for C, a stable timestamp."""
-    return ["LLVM=1", "CC=ccache clang", f"-j{jobs or os.cpu_count() or 1}",
+def make_args(jobs: int | None = None, arch: str = "x86_64") -> list[str]:
+    """What every make call of a kernel build gets: LLVM, ccache for C, a stable timestamp;
+    ARCH for another architecture than x86 (clang and rustc cross-build from the same
+    binaries)."""
+    return ["LLVM=1", "CC=ccache clang", *_arch_args(arch), f"-j{jobs or os.cpu_count() or 1}",
             "KBUILD_BUILD_TIMESTAMP=rustkm", "KBUILD_BUILD_USER=rustkm",
             "KBUILD_BUILD_HOST=rustkm"]
+
+
+def _arch_args(arch: str) -> list[str]:
+    return [] if arch == "x86_64" else [f"ARCH={arch}"]
 
 
 def ccache_env() -> dict[str, str]:
@@ -118,19 +129,22 @@ def ccache_env() -> dict[str, str]:
             "CCACHE_COMPILERCHECK": "content"}
 
 
-def build_key(tc: Toolchain, source: KernelSource, fragments: list[Fragment]) -> str:
+def build_key(tc: Toolchain, source: KernelSource, fragments: list[Fragment],
+              arch: str = "x86_64") -> str:
     merged, _ = merge(fragments)
-    return cache_key(tc.name, source.origin, render(merged), make_args(1)[:2])
+    return cache_key(tc.name, source.origin, render(merged),
+                     make_args(1)[:2] + _arch_args(arch))
 
 
 def ensure_kernel(tc: Toolchain, source: KernelSource, fragments: list[Fragment],
-                  jobs: int | None = None, kernels_dir: Path | None = None) -> KernelBuild:
+                  jobs: int | None = None, kernels_dir: Path | None = None,
+                  arch: str = "x86_64") -> KernelBuild:
     """The cached build, or build it (resuming an interrupted build in the same folder).
 
     Builds are keyed by (toolchain, source, merged config) and guarded by a file lock, so two
     rustkm processes never build into one folder at once; the second waits, then reuses.
     """
-    key = build_key(tc, source, fragments)
+    key = build_key(tc, source, fragments, arch)
     build_dir = (kernels_dir or store_dir() / "kernels") / key
     immutable = source.origin.startswith("debian:")
     names = tuple(f.name for f in fragments)
@@ -143,10 +157,10 @@ def ensure_kernel(tc: Toolchain, source: KernelSource, fragments: list[Fragment]
         redo = discard_interrupted(build_dir)
         if redo:
             say(f"an interrupted build left {len(redo)} target(s) half-made; they are redone")
-        configure(tc, source, fragments, build_dir)
-        _compile(tc, source, build_dir, key, jobs)
+        configure(tc, source, fragments, build_dir, arch)
+        _compile(tc, source, build_dir, key, jobs, arch)
         release = (build_dir / "include/config/kernel.release").read_text().strip()
-        build = KernelBuild(key, build_dir, source, tc.name, release, names)
+        build = KernelBuild(key, build_dir, source, tc.name, release, names, arch=arch)
         build.save()
         return build
 
@@ -177,7 +191,7 @@ def discard_interrupted(build_dir: Path) -> list[Path]:
 
 
 def configure(tc: Toolchain, source: KernelSource, fragments: list[Fragment],
-              build_dir: Path) -> None:
+              build_dir: Path, arch: str = "x86_64") -> None:
     """allnoconfig with the merged fragments forced in, then check every request stuck."""
     requested, overrides = merge(fragments)
     for o in overrides:
@@ -188,7 +202,8 @@ def configure(tc: Toolchain, source: KernelSource, fragments: list[Fragment],
         return
     allconfig.write_text(text)
     with step(f"configuring Linux {source.version}: allnoconfig + {len(fragments)} fragments"):
-        _make(tc, source, build_dir, [f"KCONFIG_ALLCONFIG={allconfig}", "allnoconfig"])
+        _make(tc, source, build_dir, [f"KCONFIG_ALLCONFIG={allconfig}", "allnoconfig"],
+              arch=arch)
     final = parse_config((build_dir / ".config").read_text())
     lost = missing(requested, final)
     if lost:
@@ -203,8 +218,8 @@ def configure(tc: Toolchain, source: KernelSource, fragments: list[Fragment],
 
 
 def _make(tc: Toolchain, source: KernelSource, build_dir: Path, targets: list[str],
-          jobs: int | None = 1) -> str:
-    argv = out_of_tree_make(source.tree, build_dir, *make_args(jobs), *targets)
+          jobs: int | None = 1, arch: str = "x86_64") -> str:
+    argv = out_of_tree_make(source.tree, build_dir, *make_args(jobs, arch), *targets)
     proc = tc.run(argv, cwd=build_dir, env=ccache_env(), binds=[source.tree], check=False)
     if proc.returncode != 0:
         raise _build_failure(proc.stdout or "", " ".join(targets))
@@ -228,10 +243,10 @@ def _build_failure(output: str, what: str, causes: list[str] | None = None) -> R
 
 
 def _compile(tc: Toolchain, source: KernelSource, build_dir: Path, key: str,
-             jobs: int | None) -> None:
+             jobs: int | None, arch: str = "x86_64") -> None:
     counts_file = store_dir() / "kernels" / "object-counts.json"
     expected = expected_steps(_object_counts(counts_file), key)
-    argv = tc.wrap(out_of_tree_make(source.tree, build_dir, *make_args(jobs)),
+    argv = tc.wrap(out_of_tree_make(source.tree, build_dir, *make_args(jobs, arch)),
                    cwd=build_dir, env=ccache_env(), binds=[source.tree])
     tail: list[str] = []
     causes: list[str] = []

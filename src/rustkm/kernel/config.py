@@ -14,7 +14,14 @@ _UNSET = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set$")
 
 # The fragments every kernel gets, in order; the debug lane adds debug.config.
 BASE_FRAGMENTS = ("qemu-guest", "diagnostics", "modules", "rust", "devices")
+# An arm64 kernel's, for QEMU virt (rustkm.arch): its own guest and devices fragments.
+ARCH_BASE_FRAGMENTS = {"arm64": ("qemu-guest-arm64", "diagnostics", "modules", "rust",
+                                 "devices-arm64")}
 DEBUG_FRAGMENTS = ("debug",)
+
+
+def base_fragments(arch: str) -> tuple[str, ...]:
+    return ARCH_BASE_FRAGMENTS.get(arch, BASE_FRAGMENTS)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,9 @@ def guest_kernel(kernel: GuestKernel | KernelBuild | Path | str) -> GuestKernel:
                                busybox=Path(kernel.busybox) if kernel.busybox else None)
         return GuestKernel(kernel.image, kernel.release, _has_virtio(config),
                            vmlinux=kernel.vmlinux if kernel.vmlinux.is_file() else None,
-                           crash_missing=missing, memory_mb=kernel.memory_mb)
+                           crash_missing=missing, memory_mb=kernel.memory_mb,
+                           arch=kernel.arch, toolchain=kernel.toolchain,
+                           busybox=Path(kernel.busybox) if kernel.busybox else None)
     if isinstance(kernel, (str, Path)):
         path = Path(kernel)
         if not path.is_file():
