@@ -41,15 +41,26 @@ def test_with_the_lock_no_update_is_lost_and_no_read_is_torn(vm):
 
 def test_readers_hold_the_lock_together(vm):
     vm.insmod("example_rwlock")
-    # Two readers on two vCPUs: a read lock does not exclude the other reader.
-    _, torn, most = race(vm, writers=0, readers=2)
-    assert (torn, most) == (0, 2)
+    # Two readers on two vCPUs: a read lock does not exclude the other reader. They must also
+    # run at the same moment, which a loaded host does not promise for every round (an arm64
+    # guest under TCG once ran them one after the other): up to 5 rounds to see it.
+    for _ in range(5):
+        _, torn, most = race(vm, writers=0, readers=2)
+        assert torn == 0
+        if most == 2:
+            break
+    assert most == 2
 
 
 def test_without_the_lock_updates_are_lost_and_reads_torn(vm):
     vm.insmod("example_rwlock", use_lock=0)
-    count, torn, _ = race(vm, writers=2, readers=1)
-    assert count < 2 * TIMES
+    # Lost updates and torn reads need the jobs to overlap on both vCPUs, which a loaded host
+    # does not promise for every round: up to 5 rounds (the counters add up over them).
+    for rounds in range(1, 6):
+        count, torn, _ = race(vm, writers=2, readers=1)
+        if count < 2 * TIMES * rounds and torn > 0:
+            break
+    assert count < 2 * TIMES * rounds
     assert torn > 0
 
 
