@@ -16,9 +16,9 @@ A project defines more in rustkm.toml:
 and a folder holding a kernel rustkm built (its rustkm-build.json) is a lane too.
 
 Every lane is for the host's architecture unless NAME@ARCH (debian:latest@arm64), `--arch`,
-RUSTKM_ARCH or a lane table's `arch` says otherwise (rustkm.arch). On another architecture
-only the stock lanes are prepared by rustkm today; a self-built arm64 kernel is refused with
-what to use instead.
+RUSTKM_ARCH or a lane table's `arch` says otherwise (rustkm.arch). `--arch arm64` alone means
+Debian's stock arm64 kernel (no build); `default@arm64` is the project's kernel built for arm64
+(by hand: about 15 minutes on 2 cores).
 
 `--kernel LANE` means the same in every verb, `--rustkm-kernel LANE[,LANE...]` in pytest and
 RUSTKM_KERNEL; `--debug`, `--rustkm-debug` and RUSTKM_DEBUG_KERNEL=1 spell the `debug` lane.
