@@ -55,8 +55,8 @@ def test_readers_hold_the_lock_together(vm):
 def test_without_the_lock_updates_are_lost_and_reads_torn(vm):
     vm.insmod("example_rwlock", use_lock=0)
     # Lost updates and torn reads need the jobs to overlap on both vCPUs, which a loaded host
-    # does not promise for every round: up to 5 rounds (the counters add up over them).
-    for rounds in range(1, 6):
+    # does not promise for every round: up to 10 rounds (the counters add up over them).
+    for rounds in range(1, 11):
         count, torn, _ = race(vm, writers=2, readers=1)
         if count < 2 * TIMES * rounds and torn > 0:
             break
