@@ -194,17 +194,23 @@ def _run_with_progress(vm: Machine, run: FuzzRun, mark: int, every: float = 5.0)
 def fuzz_once(vm: Machine, run: FuzzRun, live: bool = True) -> FuzzRun:
     """Run the fuzzer in `vm` (modules loaded); a kernel report becomes run.finding."""
     mark = len(vm.console_log)
+    begin = f"{_BEGIN} {run.seed} {time.monotonic_ns()}"
+    vm.run(f"echo '{begin}' > /dev/kmsg")
     started = time.monotonic()
     try:
         out = _run_with_progress(vm, run, mark) if live else \
             vm.succeed(fuzz_command(run), timeout=run.seconds + 90)
     except KernelTrouble as e:
-        run.coverage = coverage(vm.console_log[mark:])
+        # The minimizer replays what each thread did from its progress and kept lines: read
+        # them from the kernel's log, which keeps every line, where the serial console may
+        # lose one on a loaded host (and a lost "kept" line makes the replay diverge).
+        log = _kernel_log_since(vm, begin) or vm.console_log[mark:]
+        run.coverage = coverage(log)
         run.wall = time.monotonic() - started
-        counts, rate = progress(vm.console_log[mark:])
+        counts, rate = progress(log)
         troubles = e.troubles
         run.counts = counts
-        kept = kept_inputs(vm.console_log[mark:])
+        kept = kept_inputs(log)
         run.kept = sum(len(k) for k in kept.values())
         run.finding = Finding(", ".join(sorted({t.kind for t in troubles})), troubles[0].title,
                               e.details or e.message, counts, rate, kept)
@@ -229,6 +235,21 @@ def fuzz_once(vm: Machine, run: FuzzRun, live: bool = True) -> FuzzRun:
     run.coverage = coverage(out)
     run.kept = sum(len(k) for k in kept_inputs(vm.console_log[mark:]).values())
     return run
+
+
+_BEGIN = "rustkm-fuzz: begin"
+
+
+def _kernel_log_since(vm: Machine, begin: str) -> str:
+    """The kernel log (dmesg) after the line `begin`; "" when the guest cannot say (a guest
+    that died in the report answers nothing) or the line is gone from the ring buffer."""
+    try:
+        result = vm.run("dmesg", timeout=30)
+    except RustkmError:
+        return ""
+    text = result.out if result.status == 0 else ""
+    _, found, after = text.rpartition(begin)
+    return after if found else ""
 
 
 def check_leaks(vm: Machine, modules: list[str], kos: Sequence[Path] = ()) -> Finding | None:
