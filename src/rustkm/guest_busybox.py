@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from rustkm.arch import Arch
-from rustkm.cache import publish_once
 from rustkm.errors import RustkmError
-from rustkm.kernel.source import DebianArchive
+from rustkm.kernel.source import DebianArchive, extract_deb
 from rustkm.lockfile import Lock, editing
 from rustkm.toolchain import Toolchain, store_dir
 
@@ -23,14 +22,8 @@ def guest_busybox(lane: str, lock: Lock, lock_path: Path | None, archive: Debian
         pinned = section.packages.get(PACKAGE)
         if pinned is None:
             pinned = section.packages[PACKAGE] = archive.resolve(PACKAGE)
-    deb = archive.download(pinned)
-    folder = store_dir() / "guest-busybox" / f"{arch.name}-{pinned.sha256[:12]}"
-
-    def extract(private: Path) -> None:
-        private.mkdir()
-        apt_tc.run(["dpkg-deb", "-x", str(deb), str(private)], binds=[deb.parent, private])
-
-    publish_once(folder, f"{PACKAGE} {pinned.version} ({arch.debian})", extract)
+    folder = extract_deb(apt_tc, archive.download(pinned),
+                         store_dir() / "guest-busybox" / f"{arch.name}-{pinned.sha256[:12]}")
     for candidate in ("usr/bin/busybox", "bin/busybox"):
         if (folder / candidate).is_file():
             return folder / candidate

@@ -23,13 +23,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rustkm.arch import Arch, host_arch
-from rustkm.cache import cache_key, locked, publish_once
+from rustkm.cache import cache_key, locked
 from rustkm.debian import version_key
 from rustkm.errors import RustkmError
 from rustkm.guest_busybox import guest_busybox
 from rustkm.kernel.build import KernelBuild, out_of_tree_make
 from rustkm.kernel.config import parse_config
-from rustkm.kernel.source import DebianArchive, KernelSource, fetch_source
+from rustkm.kernel.source import DebianArchive, KernelSource, extract_deb, fetch_source
 from rustkm.lockfile import LanePins, Lock, LockedPackage, editing
 from rustkm.log import say, step
 from rustkm.toolchain import Toolchain, ensure_suite_toolchain, ensure_toolchain, store_dir
@@ -181,23 +181,6 @@ def _pin(lane: LanePins, archive: DebianArchive, package: str,
         pinned = archive.resolve(package, version)
         lane.packages[package] = pinned
     return pinned
-
-
-def _extract_deb(tc: Toolchain, deb: Path, dest: Path) -> Path:
-    """The .deb's contents at `dest`; those of another version there (a release name without
-    an ABI number, such as 7.3-amd64, is reused by every upload) are replaced."""
-    def extract(private: Path) -> None:
-        private.mkdir()
-        tc.run(["dpkg-deb", "-x", str(deb), str(private)], binds=[deb.parent, private])
-        (private / ".rustkm-complete").write_text(deb.name + "\n")
-
-    def ready(folder: Path) -> bool:
-        try:
-            return (folder / ".rustkm-complete").read_text().strip() == deb.name
-        except OSError:
-            return False
-
-    return publish_once(dest, f"the contents of {deb.name}", extract, ready=ready)
 
 
 def choose_toolchain_suite(archives: dict[str, DebianArchive],
@@ -370,7 +353,7 @@ def prepare_stock_kernel(spec: str, lock: Lock, lock_path: Path | None,
     pinned = pin_stock_lane(spec, lock, lock_path, archives, update, arch)
     release, archive = pinned.release, archives[pinned.suite]
     home = store_dir() / "stock" / release
-    headers = _extract_deb(apt_tc, archive.download(pinned.headers), home / "headers")
+    headers = extract_deb(apt_tc, archive.download(pinned.headers), home / "headers")
     header_tree = headers / "usr" / "src" / f"linux-headers-{release}"
     config = parse_config((header_tree / ".config").read_text())
     needs = StockToolchainNeeds.from_config(config)
@@ -387,7 +370,7 @@ def prepare_stock_kernel(spec: str, lock: Lock, lock_path: Path | None,
     tc = ensure_suite_toolchain(toolchain_suite, needs.packages_for(arch),
                                 variant="" if arch.is_host else arch.name)
     check_toolchain(tc, needs)
-    image = _extract_deb(apt_tc, archive.download(pinned.binary), home / "image")
+    image = extract_deb(apt_tc, archive.download(pinned.binary), home / "image")
     vmlinuz = _find_vmlinuz(image, release)
     key = cache_key(needs.rustc, needs.cc, pinned.source, pinned.headers)
     build = _prepare_metadata(tc, lambda: fetch_source(archive, pinned.source, pinned.series),

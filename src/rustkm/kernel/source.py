@@ -217,3 +217,20 @@ def _extract(tc: Toolchain, deb: Path, partial: Path, series: str) -> None:
         tc.run(["bash", "-c", "set -o pipefail; " + script],
                binds=[deb.parent, partial])
     (partial / ".rustkm-complete").write_text(deb.name + "\n")
+
+
+def extract_deb(tc: Toolchain, deb: Path, dest: Path) -> Path:
+    """The .deb's contents at `dest`; those of another version there (a release name without
+    an ABI number, such as 7.3-amd64, is reused by every upload) are replaced."""
+    def extract(private: Path) -> None:
+        private.mkdir()
+        tc.run(["dpkg-deb", "-x", str(deb), str(private)], binds=[deb.parent, private])
+        (private / ".rustkm-complete").write_text(deb.name + "\n")
+
+    def ready(folder: Path) -> bool:
+        try:
+            return (folder / ".rustkm-complete").read_text().strip() == deb.name
+        except OSError:
+            return False
+
+    return publish_once(dest, f"the contents of {deb.name}", extract, ready=ready)
