@@ -182,11 +182,14 @@ def _lying_peer(reply: Callable[[int], bytes] | None) -> AgentChannel:
     ours, theirs = socket.socketpair()
 
     def serve() -> None:
-        theirs.sendall(frame(b"Y", 1, b"rustkm-agent 1"))
-        head = theirs.recv(17)
-        if reply is not None:
-            theirs.sendall(reply(int.from_bytes(head[5:13], "big")))
-        while theirs.recv(1 << 16):  # stay connected, silent, until the channel goes
+        try:
+            theirs.sendall(frame(b"Y", 1, b"rustkm-agent 1"))
+            head = theirs.recv(17)
+            if reply is not None:
+                theirs.sendall(reply(int.from_bytes(head[5:13], "big")))
+            while theirs.recv(1 << 16):  # stay connected, silent, until the channel goes
+                pass
+        except OSError:  # the channel was closed under us: this peer is done
             pass
 
     threading.Thread(target=serve, daemon=True).start()

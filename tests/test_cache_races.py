@@ -21,10 +21,9 @@ from rustkm.errors import RustkmError
 from rustkm.initramfs import InitramfsSpec, build_initramfs, write_initramfs
 from rustkm.kernel import source as source_stage
 from rustkm.kernel.build import KernelBuild
-from rustkm.kernel.source import DebianArchive, KernelSource
+from rustkm.kernel.source import DebianArchive, KernelSource, extract_deb
 from rustkm.lockfile import LockedPackage
 from rustkm.module import build_module
-from rustkm.stock import _extract_deb
 from rustkm.toolchain import Toolchain, ensure_suite_toolchain
 
 HOST = Toolchain("host", None)
@@ -243,7 +242,7 @@ def test_processes_extracting_one_deb_at_once_all_see_it_whole(tmp_path):
     dest = tmp_path / "stock" / "headers"
 
     def extract(i: int) -> None:
-        got = _extract_deb(HOST, deb, dest)
+        got = extract_deb(HOST, deb, dest)
         for _ in range(2):  # and it stays whole while the others finish
             assert len(list((got / "usr/src/linux-headers-x").iterdir())) == 1500
             assert (got / ".rustkm-complete").exists()
