@@ -89,15 +89,24 @@ def _qemu_rss_mb(vm: object) -> float:
     return round(rss / 1024, 1)
 
 
+def lane_kernel(name: str | None = None):  # type: ignore[no-untyped-def]
+    """The toolchain and kernel of lane `name` (None: as RUSTKM_KERNEL and friends choose)."""
+    from rustkm.kernel.choice import LaneChoice
+    from rustkm.kernel.prepare import prepare_lane
+    from rustkm.project import find_project
+
+    project = find_project()
+    return prepare_lane(LaneChoice.ask(name).lane(project), project)
+
+
 def bench_boot(runs: int) -> None:
     """Cold boots and snapshot restores side by side (alternating, one run each in turn), and
     the agent's throughput both ways."""
     from rustkm import boot, snapshot
     from rustkm.module import build_module
-    from rustkm.session import prepare_kernel
 
     quiet()
-    tc, kernel = prepare_kernel()
+    tc, kernel = lane_kernel()
     module = build_module(tc, kernel, PRINTERFACT)
 
     def ready() -> None:
@@ -164,14 +173,11 @@ def bench_boot_arch(runs: int, arch: str) -> None:
     same release and configuration family), measured side by side: cold boot to a ready agent,
     and a restored guest + insmod + cat + teardown; the whole `rustkm run` process last."""
     from rustkm import boot
-    from rustkm.lanes import with_arch
+    from rustkm.kernel.lane import with_arch
     from rustkm.module import build_module
-    from rustkm.project import find_project
-    from rustkm.session import KernelRequest, prepare_kernel
 
     quiet()
-    project = find_project()
-    lanes = {name: prepare_kernel(KernelRequest.from_project(project, lane=name), project)
+    lanes = {name: lane_kernel(name)
              for name in ("debian:latest", with_arch("debian:latest", arch))}
     modules = {name: build_module(tc, kernel, PRINTERFACT).modules
                for name, (tc, kernel) in lanes.items()}
@@ -259,10 +265,9 @@ def bench_suite(runs: int) -> None:
 
 def bench_module(runs: int) -> None:
     from rustkm.module import build_module
-    from rustkm.session import prepare_kernel
 
     quiet()
-    tc, kernel = prepare_kernel()
+    tc, kernel = lane_kernel()
     source = PRINTERFACT / "printerfact.rs"
 
     def rebuild() -> None:
@@ -296,9 +301,8 @@ def bench_ccache() -> None:
     when a build folder is lost, or a config change forces a rebuild."""
     from rustkm.kernel.build import ensure_kernel
     from rustkm.kernel.config import load_fragment
-    from rustkm.session import prepare_kernel
 
-    tc, kernel = prepare_kernel()
+    tc, kernel = lane_kernel()
     with tempfile.TemporaryDirectory(prefix="rustkm-ccache-") as folder:
         start = time.perf_counter()
         ensure_kernel(tc, kernel.source, [load_fragment(n) for n in kernel.fragments],
@@ -310,9 +314,8 @@ def bench_ccache() -> None:
 def bench_kconfig(runs: int) -> None:
     """Reading the whole Kconfig tree of the project's kernel source (doctor, explain)."""
     from rustkm.kernel.kconfig import read_kconfig
-    from rustkm.session import prepare_kernel
 
-    _, kernel = prepare_kernel()
+    _, kernel = lane_kernel()
     measure(f"read the Kconfig tree of Linux {kernel.source.version}",
             lambda: read_kconfig(kernel.source.tree), runs)
 
@@ -406,13 +409,16 @@ def bench_kunit() -> None:
     import re
     import shutil
 
+    from rustkm.kernel.lane import resolve_lane
+    from rustkm.kernel.prepare import resolve_source
+    from rustkm.lockfile import Lock
     from rustkm.project import find_project
-    from rustkm.session import KernelRequest, resolve_source
     from rustkm.toolchain import ensure_toolchain, store_dir
 
     tc = ensure_toolchain()
     project = find_project()
-    source = resolve_source(tc, KernelRequest.from_project(project), project)  # no build
+    source = resolve_source(tc, resolve_lane("default", project), project,  # no build
+                            Lock.read(project.lock_path))
     fragment = (ROOT / "src/rustkm/configs/kernel-tests.config").read_text()
     with tempfile.TemporaryDirectory(prefix="rustkm-kunit-bench-") as work:
         tree, out = Path(work) / "linux", Path(work) / "kunit.py-build"

@@ -12,10 +12,10 @@ import pytest
 from rustkm.arch import ARM64, X86_64, get_arch, host_arch
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import make_args
+from rustkm.kernel.choice import LaneChoice
 from rustkm.kernel.guest import image_arch
-from rustkm.lanes import resolve_lane, resolve_lanes, with_arch
+from rustkm.kernel.lane import resolve_lane, resolve_lanes, with_arch
 from rustkm.project import Project, find_project
-from rustkm.session import KernelRequest
 from rustkm.stock import StockToolchainNeeds, lane_name
 from rustkm.vm import VmOptions, qemu_argv, shell_device
 
@@ -49,25 +49,24 @@ def test_arch_chooses_the_stock_lane_and_a_self_built_one_on_request(tmp_path, m
     monkeypatch.delenv("RUSTKM_KERNEL", raising=False)
     monkeypatch.delenv("RUSTKM_DEBUG_KERNEL", raising=False)
     project = Project(root=tmp_path)
-    request = KernelRequest.from_project(project, arch="arm64")
-    assert (request.stock, request.arch, request.lane) == ("debian:latest", "arm64",
-                                                           "debian:latest@arm64")
+    lane = LaneChoice.ask(arch="arm64").lane(project)
+    assert (lane.stock, lane.arch, lane.name) == ("debian:latest", "arm64", "debian:latest@arm64")
     monkeypatch.setenv("RUSTKM_ARCH", "aarch64")
-    assert KernelRequest.from_project(project).lane == "debian:latest@arm64"
+    assert LaneChoice.ask().lane(project).name == "debian:latest@arm64"
     # The self-built arm64 kernel (by hand: not in CI): its own guest and devices fragments,
     # ARCH=arm64 in every make call and in the build's key.
-    request = KernelRequest.from_project(project, lane="default")
-    assert (request.lane, request.arch, request.stock) == ("default@arm64", "arm64", None)
-    request.check()
-    names = [f.name for f in request.fragment_list()]
+    lane = LaneChoice.ask("default").lane(project)
+    assert (lane.name, lane.arch, lane.stock) == ("default@arm64", "arm64", None)
+    lane.check()
+    names = [f.name for f in lane.fragment_list()]
     assert names[0] == "qemu-guest-arm64" and "devices-arm64" in names and "devices" not in names
     assert "ARCH=arm64" in make_args(1, "arm64") and not any(
         a.startswith("ARCH=") for a in make_args(1))
     with pytest.raises(RustkmError, match="--toolchain host builds for this host's"):
-        KernelRequest.from_project(project, lane="default", toolchain="host").check()
+        LaneChoice.ask("default").lane(project).with_options(toolchain="host").check()
     monkeypatch.setenv("RUSTKM_ARCH", "sparc")
     with pytest.raises(RustkmError, match="from RUSTKM_ARCH"):
-        KernelRequest.from_project(project)
+        LaneChoice.ask()
 
 
 def test_a_project_lane_names_its_architecture(tmp_path):

@@ -87,6 +87,16 @@ def test_kernel_info_says_where_everything_is():
         assert field in result.stdout
 
 
+def test_a_reader_that_goes_away_gets_no_traceback():
+    # `rustkm kernel info | true`: the pipe is closed before rustkm writes to it.
+    proc = subprocess.Popen([sys.executable, "-m", "rustkm.cli", "kernel", "info"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 141 and b"Traceback" not in err, err.decode()
+
+
 @pytest.mark.parametrize("command,status", [("cat /dev/printerfact", 0), ("exit 3", 3)])
 def test_run_loads_the_module_and_exits_with_the_commands_status(command, status):
     result = rustkm("run", "kmods/printerfact", "--", "sh", "-c", command)

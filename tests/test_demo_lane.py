@@ -15,13 +15,13 @@ def prepared(monkeypatch):
     """The lanes the demo asked for, the stock one failing as a moved archive would."""
     asked: list[str] = []
 
-    def prepare(request, project):
-        asked.append(request.lane)
-        if request.stock:
+    def prepare(lane, project, lock=None):
+        asked.append(lane.name)
+        if lane.stock:
             raise RustkmError("linux-image-7.2.13+deb14-amd64 has left the archive")
         return "toolchain", "kernel"
 
-    monkeypatch.setattr(demo, "prepare_kernel", prepare)
+    monkeypatch.setattr(demo, "prepare_lane", prepare)
     monkeypatch.delenv("RUSTKM_KERNEL", raising=False)
     monkeypatch.delenv("RUSTKM_DEBUG_KERNEL", raising=False)
     return asked

@@ -42,11 +42,11 @@ BUILDER = textwrap.dedent("""
     from pathlib import Path
     from rustkm.kernel.build import KernelBuild, ensure_kernel
     from rustkm.project import find_project
-    from rustkm.session import KernelRequest
+    from rustkm.kernel.choice import LaneChoice
     from rustkm.toolchain import ensure_toolchain
     original = KernelBuild.load(Path(sys.argv[1]))
     # The fragments as this checkout resolves them: the stamp may name another checkout's.
-    fragments = KernelRequest.from_project(find_project()).fragment_list()
+    fragments = LaneChoice.ask().lane(find_project()).fragment_list()
     build = ensure_kernel(ensure_toolchain(), original.source, fragments,
                           kernels_dir=Path(sys.argv[2]))
     print("built", build.vmlinux)

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from rustkm.errors import RustkmError
+from rustkm.kernel.choice import LaneChoice
 from rustkm.kernel.config import parse_config
-from rustkm.lanes import module_lane_skip, resolve_lane, resolve_lanes
+from rustkm.kernel.lane import resolve_lane, resolve_lanes
+from rustkm.module_file import module_lane_skip
 from rustkm.project import Project, find_project
-from rustkm.session import KernelRequest
 
 ROOT = Path(__file__).parents[1]
 
@@ -38,9 +39,8 @@ def test_the_kernel_tests_lane_adds_the_kernels_rust_suites(tmp_path):
     project = Project(root=tmp_path)
     lane = resolve_lane("kernel-tests", project)
     assert lane.kind == "self-built" and not lane.debug
-    request = KernelRequest.for_lane(lane, project)
     options = {}
-    for fragment in request.fragment_list():
+    for fragment in lane.fragment_list():
         options.update(parse_config(fragment.text))
     assert options["RUST_KERNEL_DOCTESTS"] == "y"
     assert options["RUST_KUNIT_TESTS"] == "y" and options["KUNIT"] == "y"
@@ -54,7 +54,7 @@ def test_several_lanes_each_once_in_order(tmp_path):
         resolve_lanes("default,,debug", project)
 
 
-def test_project_lanes_and_their_requests(tmp_path):
+def test_project_lanes_carry_the_projects_kernel(tmp_path):
     project = project_with(tmp_path, """
         [kernel]
         fragments = ["base.config"]
@@ -64,11 +64,13 @@ def test_project_lanes_and_their_requests(tmp_path):
         debug = true
     """)
     lane = resolve_lane("v73", project)
-    request = KernelRequest.for_lane(lane, project)
-    assert request.source == "debian:7.3" and request.debug and request.lane == "v73"
-    assert request.fragments == (str(tmp_path / "base.config"), str(tmp_path / "more.config"))
-    stock = KernelRequest.for_lane(resolve_lane("debian:next", project), project)
-    assert stock.stock == "debian:next"
+    assert lane.source == "debian:7.3" and lane.debug and lane.name == "v73"
+    assert lane.fragments == (str(tmp_path / "base.config"), str(tmp_path / "more.config"))
+    assert resolve_lane("default", project).fragments == (str(tmp_path / "base.config"),)
+    # A command's --fragment comes beside the lane's own, never instead of them.
+    extra = lane.with_options(fragments=(str(tmp_path / "x.config"),))
+    assert extra.fragments == (*lane.fragments, str(tmp_path / "x.config"))
+    assert resolve_lane("debian:next", project).stock == "debian:next"
 
 
 @pytest.mark.parametrize("toml, message", [
@@ -96,9 +98,23 @@ def test_the_debug_lane_is_not_a_stock_kernel(tmp_path, monkeypatch):
     monkeypatch.setenv("RUSTKM_KERNEL", "debian:latest")
     monkeypatch.setenv("RUSTKM_DEBUG_KERNEL", "1")
     with pytest.raises(RustkmError, match="the debug lane is a self-built kernel"):
-        KernelRequest.from_project(Project(root=tmp_path))
+        LaneChoice.ask().lane(Project(root=tmp_path))
     monkeypatch.delenv("RUSTKM_KERNEL")
-    assert KernelRequest.from_project(Project(root=tmp_path)).lane == "debug"
+    assert LaneChoice.ask().lane(Project(root=tmp_path)).name == "debug"
+
+
+def test_the_environment_is_read_when_asking_and_the_options_come_first(tmp_path, monkeypatch):
+    project = Project(root=tmp_path)
+    monkeypatch.setenv("RUSTKM_KERNEL", "debian:next")
+    choice = LaneChoice.ask()
+    assert (choice.name, choice.origin) == ("debian:next", "RUSTKM_KERNEL")
+    assert LaneChoice.ask("default").lane(project).name == "default"
+    monkeypatch.delenv("RUSTKM_KERNEL")
+    # A choice made is not changed by the environment afterwards.
+    assert choice.lane(project).name == "debian:next"
+    # rustkm fuzz and rustkm debug: the debug lane when nothing names one.
+    assert LaneChoice.ask(fallback="debug").lane(project).name == "debug"
+    assert LaneChoice.ask("default", fallback="debug").lane(project).name == "default"
 
 
 def test_a_module_declares_where_it_does_not_apply(tmp_path):

@@ -14,10 +14,10 @@ import pytest
 from racing import FORK, install_fake_apt, make_deb, needs_dpkg, run_in_processes
 
 from rustkm.errors import RustkmError
+from rustkm.kernel.prepare import record_toolchain
 from rustkm.kernel.source import debian_source
 from rustkm.lockfile import Lock, LockedPackage, editing
 from rustkm.project import Project
-from rustkm.session import record_toolchain
 from rustkm.toolchain import Toolchain
 
 HOST = Toolchain("host", None)
@@ -73,7 +73,7 @@ def test_two_processes_recording_toolchains_at_once_lose_no_pin(tmp_path):
 
     def record(i: int) -> None:
         for tc in toolchains["ab"[i]]:
-            record_toolchain(tc, project)
+            record_toolchain(tc, project, Lock.read(project.lock_path))
 
     assert run_in_processes(record, 2) == []
     lock = Lock.read(project.lock_path)

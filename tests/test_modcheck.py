@@ -24,11 +24,13 @@ from handmade_ko import (
 
 from rustkm import boot
 from rustkm.errors import RustkmError
+from rustkm.kernel.lane import Lane
+from rustkm.kernel.prepare import prepare_lane
 from rustkm.machine import CommandFailed
 from rustkm.modcheck import check, crate_hashes, explain_vermagic, namespace_allows
 from rustkm.module import build_module
 from rustkm.oops import set_demangler
-from rustkm.session import KernelRequest, prepare_kernel
+from rustkm.project import find_project
 
 ROOT = Path(__file__).parents[1]
 
@@ -183,7 +185,7 @@ def test_the_kernel_refuses_what_check_refuses(self_built, printerfact_ko, tmp_p
 
 
 def test_a_module_for_another_kernel_names_the_crate_hash_difference(printerfact_ko):
-    _, stock = prepare_kernel(KernelRequest(stock="debian:latest"))
+    _, stock = prepare_lane(Lane("debian:latest", stock="debian:latest"), find_project())
     report = check(printerfact_ko, stock)
     text = "\n".join(report.problems + report.notes)
     assert "Invalid module format" in text and "Unknown symbol" in text

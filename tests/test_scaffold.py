@@ -28,9 +28,9 @@ def test_the_scaffold_builds_and_its_test_passes_in_a_vm(tmp_path, kernel):
     assert "::kunit::hello_world::logs_loaded_then_unloaded PASSED" in result.stdout
 
 
-def test_rust_project_json_resolves_the_kernel_crate_on_the_host(tmp_path, kernel):
+def test_rust_project_json_resolves_the_kernel_crate_on_the_host(tmp_path, rustkm_kernel):
     folder = scaffold("editor_check", tmp_path)
-    project = json.loads(write_rust_project(folder).read_text())
+    project = json.loads(write_rust_project(folder, *rustkm_kernel).read_text())
     names = {crate.get("display_name") for crate in project["crates"]}
     assert {"kernel", "editor_check"} <= names
     assert Path(project["sysroot"]).is_dir()

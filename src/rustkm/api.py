@@ -31,12 +31,12 @@ def boot(kernel: GuestKernel | KernelBuild | Path | str | None = None,
     tc = toolchain
     if kernel is None or (isinstance(kernel, str) and "/" not in kernel
                           and not Path(kernel).is_file()):
+        from rustkm.kernel.choice import LaneChoice
+        from rustkm.kernel.prepare import prepare_lane
         from rustkm.project import find_project
-        from rustkm.session import KernelRequest, prepare_kernel
 
         project = find_project()
-        request = KernelRequest.from_project(project, lane=kernel)
-        tc, kernel = prepare_kernel(request, project)
+        tc, kernel = prepare_lane(LaneChoice.ask(kernel).lane(project), project)
     with boot_image(guest_kernel(kernel), modules, files=files, options=options, name=name,
                     toolchain=tc, keep_logs=keep_logs) as machine:
         yield machine

@@ -52,12 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("interrupted; the cache is left consistent, run the command again to resume")
         return 130
+    except BrokenPipeError:
+        # The reader went away (`rustkm kernel info | head -3`): no traceback, and none at
+        # exit either, when Python flushes what is left to the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def check_environment() -> None:
     """Refuse a malformed RUSTKM_* (or XDG_CACHE_HOME) variable before any work, naming the
     variable and its value: found late, it would cost a toolchain, a kernel and a boot."""
-    from rustkm.lanes import environment_lanes, lane_from_environment, resolve_lanes
+    from rustkm.kernel.choice import environment_lanes, lane_from_environment
+    from rustkm.kernel.lane import resolve_lanes
     from rustkm.project import find_project
 
     command_timeout()
@@ -96,63 +102,9 @@ def _check_folder_variable(name: str, value: str) -> None:
                           hint=f"point {name} at a folder (it is created if missing)")
 
 
-def check_module_folders(folders: list[Path]) -> None:
-    """Each folder exists and declares modules (Kbuild with obj-m): checked before the
-    toolchain and kernel are prepared, which may take minutes."""
-    from rustkm.module import module_names
-
-    for folder in folders:
-        path = folder.expanduser().resolve()
-        if not path.exists():
-            raise RustkmError(f"module folder {path} does not exist")
-        if not path.is_dir():
-            raise RustkmError(f"{path} is a file, not a module folder",
-                              hint="pass the folder holding the module's Kbuild and .rs files")
-        module_names(path)
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number above 0, not {text!r}")
-    return int(text)
-
-
-def _kernel_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", help="debian:SERIES (default debian:7.2) or a kernel tree path")
-    p.add_argument("--toolchain", choices=("debian", "host"), help="default: debian")
-    p.add_argument("--debug", action="store_true", default=None,
-                   help="the debug lane: KASAN, lockdep, atomic-sleep checks, kmemleak")
-    p.add_argument("--fragment", action="append", dest="fragments",
-                   help="an extra config fragment (file); repeatable")
-    p.add_argument("--kernel", dest="stock", metavar="LANE",
-                   help="the kernel lane: default, debug, debian:latest, debian:next, "
-                        "debian:RELEASE (stock kernels, pinned in rustkm.lock), a "
-                        "[lanes.NAME] of rustkm.toml, or a kernel build folder")
-    _arch_option(p)
-
-
-def _arch_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", metavar="ARCH",
-                   help="the guest's architecture: x86_64 or arm64 (default: the host's, or "
-                        "RUSTKM_ARCH); arm64 runs under TCG, on Debian's stock arm64 kernel "
-                        "unless --kernel says otherwise")
-
-
-def _vm_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--memory", type=_positive, default=256, help="guest memory in MiB")
-    p.add_argument("--cpus", type=_positive, default=1)
-    p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
-    p.add_argument("--append", action="append", default=[], help="kernel command line word")
-    p.add_argument("--device", action="append", default=[], dest="devices", metavar="DEVICE",
-                   help="a QEMU device, as -device takes it (e.g. edu, "
-                        "qemu-xhci,id=xhci); repeatable")
-    p.add_argument("--dt-overlay", action="append", default=[], dest="dt_overlays",
-                   type=Path, metavar="FILE",
-                   help="a device-tree overlay (.dts or .dtbo) applied to the guest's device "
-                        "tree (arm64 guests); repeatable")
-
-
 def _parser() -> argparse.ArgumentParser:
+    from rustkm.commands.options import arch_option, gdb_option, kernel_options, vm_options
+
     parser = argparse.ArgumentParser(prog="rustkm", description=__doc__)
     verbs = parser.add_subparsers(metavar="VERB")
 
@@ -163,10 +115,10 @@ def _parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("kernel", help="build the kernel, or show where it is")
     kverbs = p.add_subparsers(metavar="ACTION")
     kb = kverbs.add_parser("build", help="configure and build (a no-op when nothing changed)")
-    _kernel_options(kb)
+    kernel_options(kb)
     kb.set_defaults(func=cmd_kernel_build)
     ki = kverbs.add_parser("info", help="where the kernel and its parts are, with versions")
-    _kernel_options(ki)
+    kernel_options(ki)
     ki.set_defaults(func=cmd_kernel_info)
 
     p = verbs.add_parser("lock", help="resolve the Debian package versions in rustkm.lock")
@@ -174,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="debian:SERIES")
     p.add_argument("--kernel", dest="stock", metavar="LANE",
                    help="pin a stock lane instead: debian:latest, debian:next, debian:RELEASE")
-    _arch_option(p)
+    arch_option(p)
     p.set_defaults(func=cmd_lock)
 
     p = verbs.add_parser("matrix", help="every module on every lane: built, tested, one table")
@@ -190,28 +142,28 @@ def _parser() -> argparse.ArgumentParser:
                    help="print the table of shards' JSON files instead of running anything")
     p.add_argument("--build-only", action="store_true",
                    help="build every module on every lane; run no tests")
-    _arch_option(p)
+    arch_option(p)
     p.set_defaults(func=cmd_matrix)
 
     p = verbs.add_parser("build", help="build out-of-tree Rust modules")
     p.add_argument("dirs", nargs="*", type=Path, help="module folders (default: the project's)")
     p.add_argument("--clippy", action="store_true", help="lint with clippy; fail on warnings")
-    _kernel_options(p)
+    kernel_options(p)
     p.set_defaults(func=cmd_build)
 
     p = verbs.add_parser("run", help="boot a VM with modules loaded and run a command")
     p.add_argument("modules", nargs="*", type=Path, help="module folders to build and load")
     p.add_argument("--no-load", action="store_true", help="put modules in the VM, do not load")
-    _kernel_options(p)
-    _vm_options(p)
-    _gdb_option(p)
+    kernel_options(p)
+    vm_options(p)
+    gdb_option(p)
     p.set_defaults(func=cmd_run)
 
     p = verbs.add_parser("shell", help="an interactive shell in a VM with the modules loaded")
     p.add_argument("modules", nargs="*", type=Path)
-    _kernel_options(p)
-    _vm_options(p)
-    _gdb_option(p)
+    kernel_options(p)
+    vm_options(p)
+    gdb_option(p)
     p.set_defaults(func=cmd_shell)
 
     p = verbs.add_parser("attach", help="this terminal on a kept guest's shell socket "
@@ -225,8 +177,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("modules", nargs="*", type=Path, help="module folders to build and load")
     p.add_argument("--gdb-batch", type=Path, metavar="FILE",
                    help="run this gdb script without a terminal, print its output, detach")
-    _kernel_options(p)
-    _vm_options(p)
+    kernel_options(p)
+    vm_options(p)
     p.set_defaults(func=cmd_debug)
 
     p = verbs.add_parser("demo", help="everything from scratch, then a fact from /dev/printerfact")
@@ -249,18 +201,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _request(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from rustkm.project import find_project
-    from rustkm.session import KernelRequest
-
-    project = find_project()
-    fragments = tuple(getattr(args, "fragments", None) or ()) or None
-    return project, KernelRequest.from_project(
-        project, source=getattr(args, "source", None), toolchain=getattr(args, "toolchain", None),
-        debug=getattr(args, "debug", None), fragments=fragments,
-        stock=getattr(args, "stock", None), arch=getattr(args, "arch", None))
-
-
 def cmd_setup(args: argparse.Namespace) -> int:
     from rustkm.toolchain import ensure_toolchain
 
@@ -271,19 +211,17 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_kernel_build(args: argparse.Namespace) -> int:
-    from rustkm.session import prepare_kernel
+    from rustkm.commands.options import prepared_kernel
 
-    project, request = _request(args)
-    _, build = prepare_kernel(request, project)
+    _, build = prepared_kernel(args)
     say(f"kernel {build.release} ({build.arch}) ready: {build.image}")
     return 0
 
 
 def cmd_kernel_info(args: argparse.Namespace) -> int:
-    from rustkm.session import prepare_kernel
+    from rustkm.commands.options import prepared_kernel
 
-    project, request = _request(args)
-    tc, build = prepare_kernel(request, project)
+    tc, build = prepared_kernel(args)
     rows = [("release", build.release), ("architecture", build.arch),
             ("image", str(build.image)), ("source", f"{build.source.origin}"),
             ("source tree", str(build.source.tree)), ("build folder", str(build.build_dir)),
@@ -299,50 +237,26 @@ def cmd_kernel_info(args: argparse.Namespace) -> int:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     from rustkm.arch import get_arch
-    from rustkm.session import resolve_source
+    from rustkm.commands.options import chosen_lane
+    from rustkm.kernel.lane import stock_release
+    from rustkm.kernel.prepare import resolve_source
+    from rustkm.lockfile import Lock
     from rustkm.toolchain import ensure_toolchain
 
-    project, request = _request(args)
-    request.check()
-    if request.stock:
-        from rustkm.session import stock_release
+    project, lane = chosen_lane(args)
+    lane.check()
+    if lane.stock:
         from rustkm.stock import lock_stock_lane
 
-        pinned = lock_stock_lane(stock_release(request.stock), project.lock_path, args.update,
-                                 get_arch(request.arch))
-        say(f"{project.lock_path}: {request.stock} is Debian's {pinned.release} "
+        pinned = lock_stock_lane(stock_release(lane.stock), project.lock_path, args.update,
+                                 get_arch(lane.arch))
+        say(f"{project.lock_path}: {lane.stock} is Debian's {pinned.release} "
             f"{pinned.headers.version} ({pinned.suite})")
         return 0
-    source = resolve_source(ensure_toolchain(), request, project, update_lock=args.update)
+    source = resolve_source(ensure_toolchain(), lane, project, Lock.read(project.lock_path),
+                            update_lock=args.update)
     say(f"{project.lock_path}: {source.origin}")
     return 0
-
-
-def _module_dirs(dirs: list[Path]) -> list[Path]:
-    from rustkm.project import find_project
-
-    if dirs:
-        check_module_folders(dirs)
-        return dirs
-    project = find_project()
-    found = sorted({p.parent for d in project.module_dirs
-                    for p in (project.root / d).glob("**/Kbuild")})
-    if not found:
-        raise RustkmError("no module folders given, and none found in the project",
-                          hint="rustkm build path/to/module, or create one: rustkm new NAME")
-    return found
-
-
-def _build_modules(args: argparse.Namespace, dirs: list[Path],  # type: ignore[no-untyped-def]
-                   coverage: bool = False):
-    from rustkm.module import build_module
-    from rustkm.session import prepare_kernel
-
-    project, request = _request(args)
-    tc, kernel = prepare_kernel(request, project)
-    clippy = bool(getattr(args, "clippy", False))
-    return tc, kernel, [build_module(tc, kernel, d, clippy=clippy, coverage=coverage)
-                        for d in dirs]
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -351,11 +265,13 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
     from rustkm import matrix
     from rustkm.arch import arch_from_environment
-    from rustkm.lanes import resolve_lanes, with_arch
+    from rustkm.commands.options import module_dirs
+    from rustkm.kernel.lane import resolve_lanes, with_arch
+    from rustkm.kernel.prepare import prepare_lane
+    from rustkm.lockfile import Lock
     from rustkm.matrix_table import print_table
     from rustkm.module import build_module
     from rustkm.project import find_project
-    from rustkm.session import KernelRequest, prepare_kernel
 
     if args.merge:
         cells, lane_names = matrix.merge(args.merge)
@@ -365,9 +281,10 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     if arch := args.arch or arch_from_environment():
         names = ",".join(with_arch(name, arch) for name in names.split(","))
     lanes = {lane.name: lane for lane in resolve_lanes(names, project, "--lanes")}
+    lock = Lock.read(project.lock_path)  # once for every lane
     shard = matrix.parse_shard(args.shard)
     folders = {_relative(d, project.root): d.resolve()
-               for d in _module_dirs(_module_trees(args.dirs))}
+               for d in module_dirs(_module_trees(args.dirs))}
     cells = matrix.plan(sorted(folders), list(lanes), shard)
     junit_dir = args.junit_dir or Path(tempfile.mkdtemp(prefix="rustkm-matrix-"))
     kernels: dict[str, object] = {}
@@ -377,8 +294,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
             lane = lanes[cell.lane]
             if lane.name not in kernels:
                 try:
-                    kernels[lane.name] = prepare_kernel(KernelRequest.for_lane(lane, project),
-                                                        project)
+                    kernels[lane.name] = prepare_lane(lane, project, lock)
                 except RustkmError as e:
                     kernels[lane.name] = e
             prepared = kernels[lane.name]
@@ -412,12 +328,6 @@ def _module_trees(dirs: list[Path]) -> list[Path]:
     return found
 
 
-def _gdb_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--gdb", action="store_true",
-                   help="start QEMU's gdb stub and print the gdb command that attaches, with "
-                        "the modules' symbols (needs a kernel with debug info: --kernel debug)")
-
-
 def _relative(folder: Path, root: Path) -> str:
     try:
         return str(folder.resolve().relative_to(root))
@@ -426,43 +336,37 @@ def _relative(folder: Path, root: Path) -> str:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    _, _, builds = _build_modules(args, _module_dirs(args.dirs))
+    from rustkm.commands.options import build_modules, module_dirs
+
+    _, _, builds = build_modules(args, module_dirs(args.dirs))
     for build in builds:
         for ko in build.modules:
             print(ko)
     return 0
 
 
-def _check_device_syntax(devices: list[str]) -> None:
-    """A --device that names no driver is refused before the toolchain and kernel; whether
-    QEMU has that driver is checked (against QEMU's list) before the boot."""
-    from rustkm.devices import device_driver
-
-    for device in devices:
-        device_driver(device)
-
-
-def _vm(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from rustkm.vm import VmOptions
-
-    return VmOptions(memory_mb=args.memory, cpus=args.cpus, accel=args.accel,
-                     append=tuple(args.append), devices=tuple(args.devices),
-                     dt_overlays=tuple(str(p) for p in args.dt_overlays))
-
-
 def cmd_run(args: argparse.Namespace) -> int:
+    from rustkm.commands.options import (
+        built,
+        check_device_syntax,
+        check_module_folders,
+        chosen_lane,
+        vm_settings,
+    )
     from rustkm.kernel.guest import guest_kernel
+    from rustkm.kernel.prepare import prepare_lane
     from rustkm.machine import boot
 
     command = args.command
     timeout = command_timeout()
     check_module_folders(args.modules)
-    _check_device_syntax(args.devices)
-    tc, kernel, builds = _build_modules(args, args.modules)
-    kos = [ko for b in builds for ko in b.modules]
+    check_device_syntax(args.devices)
+    project, lane = chosen_lane(args)
+    tc, kernel = prepare_lane(lane, project)
+    kos = [ko for b in built(tc, kernel, args.modules) for ko in b.modules]
     if args.gdb:
-        _gdb_ready(args, tc, kernel)
-    with boot(guest_kernel(kernel), kos, options=_vm(args), toolchain=tc) as vm:
+        _gdb_ready(lane.name, tc, kernel)
+    with boot(guest_kernel(kernel), kos, options=vm_settings(args), toolchain=tc) as vm:
         if not args.no_load:
             for ko in kos:
                 vm.insmod(ko.stem)
@@ -478,38 +382,35 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
+    from rustkm.commands.options import (
+        built,
+        check_device_syntax,
+        check_module_folders,
+        chosen_lane,
+        vm_settings,
+    )
+    from rustkm.kernel.prepare import prepare_lane
     from rustkm.shell import interactive_shell
 
     if not sys.stdin.isatty():
         raise RustkmError("rustkm shell needs a terminal",
                           hint="use `rustkm run MODULE -- COMMAND` from scripts")
     check_module_folders(args.modules)
-    _check_device_syntax(args.devices)
-    tc, kernel, builds = _build_modules(args, args.modules) if args.modules else (None, None, [])
-    if kernel is None:
-        from rustkm.session import prepare_kernel
-
-        project, request = _request(args)
-        tc, kernel = prepare_kernel(request, project)
+    check_device_syntax(args.devices)
+    project, lane = chosen_lane(args)
+    tc, kernel = prepare_lane(lane, project)
+    kos = [ko for b in built(tc, kernel, args.modules) for ko in b.modules]
     if args.gdb:
-        _gdb_ready(args, tc, kernel)
+        _gdb_ready(lane.name, tc, kernel)
     attached = functools.partial(_print_attach, tc=tc, kernel=kernel) if args.gdb else None
-    return interactive_shell(tc, kernel, [ko for b in builds for ko in b.modules], _vm(args),
-                             attached)
+    return interactive_shell(tc, kernel, kos, vm_settings(args), attached)
 
 
-def _gdb_ready(args: argparse.Namespace, tc, kernel) -> None:  # type: ignore[no-untyped-def]
+def _gdb_ready(lane: str, tc, kernel) -> None:  # type: ignore[no-untyped-def]
     from rustkm.debug import require_debug_info, require_gdb
 
-    require_debug_info(kernel, _lane_name(args))
+    require_debug_info(kernel, lane)
     require_gdb(tc)
-
-
-def _lane_name(args: argparse.Namespace) -> str:
-    from rustkm.lanes import lane_from_environment
-
-    chosen = lane_from_environment()
-    return str(args.stock or ("debug" if args.debug else chosen[0] if chosen else "default"))
 
 
 def _print_attach(vm, kos, tc, kernel) -> None:  # type: ignore[no-untyped-def]
@@ -527,30 +428,31 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 
 def cmd_debug(args: argparse.Namespace) -> int:
+    from rustkm.commands.options import (
+        built,
+        check_device_syntax,
+        check_module_folders,
+        chosen_lane,
+        vm_settings,
+    )
     from rustkm.debug import run_debug
     from rustkm.kernel.guest import guest_kernel
+    from rustkm.kernel.prepare import prepare_lane
     from rustkm.machine import boot
 
     check_module_folders(args.modules)
-    _check_device_syntax(args.devices)
+    check_device_syntax(args.devices)
     if args.gdb_batch is not None and not args.gdb_batch.is_file():
         raise RustkmError(f"the gdb script {args.gdb_batch} does not exist")
-    from rustkm.lanes import environment_lanes
-
-    if args.stock is None and not environment_lanes() and args.debug is None:
-        args.debug = True  # the lane built with debug information
-    if args.modules:
-        tc, kernel, builds = _build_modules(args, args.modules)
-    else:
-        from rustkm.session import prepare_kernel
-
-        project, request = _request(args)
-        (tc, kernel), builds = prepare_kernel(request, project), []
-    _gdb_ready(args, tc, kernel)
-    kos = [ko for b in builds for ko in b.modules]
+    # Unless a lane is named, the one built with debug information.
+    project, lane = chosen_lane(args, fallback="debug")
+    tc, kernel = prepare_lane(lane, project)
+    _gdb_ready(lane.name, tc, kernel)
+    kos = [ko for b in built(tc, kernel, args.modules) for ko in b.modules]
     # A guest stopped at a breakpoint is not stuck: its command may wait as long as gdb does.
     timeout = max(command_timeout(), 3600.0)
-    with boot(guest_kernel(kernel), kos, options=_vm(args), toolchain=tc, name="debug") as vm:
+    with boot(guest_kernel(kernel), kos, options=vm_settings(args), toolchain=tc,
+              name="debug") as vm:
         for ko in kos:
             vm.insmod(ko.stem)
         return run_debug(vm, tc, kernel, kos, args.command, args.gdb_batch, timeout)

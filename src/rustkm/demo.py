@@ -12,13 +12,14 @@ from pathlib import Path
 
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild
+from rustkm.kernel.choice import LaneChoice, lane_from_environment
 from rustkm.kernel.guest import guest_kernel
-from rustkm.lanes import lane_from_environment, resolve_lane
+from rustkm.kernel.lane import resolve_lane
+from rustkm.kernel.prepare import prepare_lane
 from rustkm.log import console, say, step
 from rustkm.machine import boot
 from rustkm.module import build_module
 from rustkm.project import Project, find_project
-from rustkm.session import KernelRequest, prepare_kernel
 from rustkm.toolchain import Toolchain
 
 FAST_LANE = "debian:latest"
@@ -38,17 +39,15 @@ def _chosen_by_user(lane: str | None) -> bool:
 
 def _prepare(lane: str | None, project: Project) -> tuple[str, Toolchain, KernelBuild]:
     if _chosen_by_user(lane):
-        request = KernelRequest.from_project(project, lane=lane)
-        return request.lane or "default", *prepare_kernel(request, project)
+        chosen = LaneChoice.ask(lane).lane(project)
+        return chosen.name, *prepare_lane(chosen, project)
     try:
         with step(f"the fastest lane: {FAST_LANE} (Debian's stock kernel, no kernel build)"):
-            request = KernelRequest.for_lane(resolve_lane(FAST_LANE, project), project)
-            return FAST_LANE, *prepare_kernel(request, project)
+            return FAST_LANE, *prepare_lane(resolve_lane(FAST_LANE, project), project)
     except RustkmError as e:
         say(f"Debian's stock kernel could not be prepared: {e.message}; "
             "using the self-built kernel instead")
-    request = KernelRequest.for_lane(resolve_lane("default", project), project)
-    return "default", *prepare_kernel(request, project)
+    return "default", *prepare_lane(resolve_lane("default", project), project)
 
 
 def run_demo(lane: str | None = None) -> int:

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rustkm.errors import RustkmError
-from rustkm.lanes import Lane, module_lane_skip
+from rustkm.kernel.lane import Lane
+from rustkm.module_file import module_lane_skip
 
 PASSED, BUILT, FAILED, BUILD_ERROR, NOT_APPLICABLE, ERROR = (
     "passed", "built", "failed", "build error", "not applicable", "error")

@@ -11,6 +11,7 @@ presence probes whose results reach its Rust code as `--cfg` flags.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -115,3 +116,20 @@ def _probes(path: Path, table: object) -> tuple[Probe, ...]:
             raise RustkmError(f"{where} must be a Rust path (a string) or {{ code = \"...\" }}",
                               hint=_EXAMPLE)
     return tuple(probes)
+
+
+def module_lane_skip(folder: Path, lane: str) -> str:
+    """Why the module in `folder` does not apply to `lane` ("" when it does), from its
+    rustkm-module.toml: [lanes] skip = {"debian:*" = "needs CONFIG_KUNIT"}; a pattern that
+    starts with ! skips every lane it does not match ("!*@arm64": arm64 lanes only)."""
+    return lane_skip_reason(read_module_file(folder).skip, lane)
+
+
+def lane_skip_reason(skip: dict[str, str], lane: str) -> str:
+    """The reason of the first pattern of `skip` that skips `lane` ("" when none does): an
+    fnmatch pattern skips the lanes it matches, one that starts with ! those it does not."""
+    for pattern, reason in skip.items():
+        negated = pattern.startswith("!")
+        if fnmatch.fnmatchcase(lane, pattern.removeprefix("!")) != negated:
+            return reason
+    return ""

@@ -32,7 +32,7 @@ class Project:
     # from the start has one and the start folder stands in.
     marker: Path | None = None
     # [lanes.NAME] tables: source (debian:SERIES or a tree path), fragments (beside
-    # [kernel]'s), debug; see rustkm.lanes.
+    # [kernel]'s), debug; see rustkm.kernel.lane.
     lanes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property

@@ -28,16 +28,14 @@ from rustkm.errors import RustkmError, printable
 from rustkm.guest_tools import user_program
 from rustkm.kernel.build import KernelBuild
 from rustkm.kernel.guest import guest_kernel
-from rustkm.lanes import debug_from_environment, environment_lanes
 from rustkm.machine import Machine, boot
-from rustkm.module import ModuleBuild, build_module
+from rustkm.pytest_lanes import build_modules, configured_lanes, item_lane, lane_kernel
 from rustkm.toolchain import Toolchain
 from rustkm.vm import VmOptions
 
 if TYPE_CHECKING:
     from rustkm.keep import Kept
 
-_built: dict[tuple[str, Path], ModuleBuild] = {}
 _MODULES = pytest.StashKey[list[Path]]()
 _KEPT = pytest.StashKey["Kept"]()
 _STACK = pytest.StashKey[ExitStack]()
@@ -85,30 +83,6 @@ def pytest_configure(config: pytest.Config) -> None:
                             "strings), device-tree overlays (arm64 guests)")
 
 
-def configured_lanes(config: pytest.Config) -> list[str]:
-    """The lanes asked for (--rustkm-kernel, else RUSTKM_KERNEL); [] for the default choice
-    (the project's kernel, or the debug lane with --rustkm-debug / RUSTKM_DEBUG_KERNEL=1)."""
-    from rustkm.arch import arch_from_environment, get_arch
-    from rustkm.lanes import resolve_lanes, with_arch
-    from rustkm.project import find_project
-    from rustkm.session import FOREIGN_DEFAULT
-
-    names = config.getoption("rustkm_kernel") or environment_lanes()
-    origin = "--rustkm-kernel" if config.getoption("rustkm_kernel") else "RUSTKM_KERNEL"
-    try:
-        arch = config.getoption("rustkm_arch") or arch_from_environment()
-        if arch and not get_arch(arch).is_host:
-            if not names:
-                names, origin = FOREIGN_DEFAULT, "--rustkm-arch"
-            names = ",".join(with_arch(name, arch) for name in names.split(","))
-        if not names:
-            return []
-        return [lane.name for lane in resolve_lanes(names, find_project(), origin)]
-    except RustkmError as e:
-        raise pytest.UsageError(f"{e.message}" + (f"\nhint: {e.hint}" if e.hint else "")) \
-            from None
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """With several lanes, every test that needs a kernel runs once per lane."""
     lanes = configured_lanes(metafunc.config)
@@ -128,37 +102,19 @@ def rustkm_lane(request: pytest.FixtureRequest) -> str | None:
 @pytest.fixture(scope="session")
 def rustkm_kernel(pytestconfig: pytest.Config,
                   rustkm_lane: str | None) -> tuple[Toolchain, KernelBuild]:
-    from rustkm.project import find_project
-    from rustkm.session import KernelRequest, prepare_kernel
-
-    project = find_project()
-    request = KernelRequest.from_project(
-        project, lane=rustkm_lane,
-        debug=True if pytestconfig.getoption("rustkm_debug") else None)
-    return prepare_kernel(request, project)
-
-
-def _item_lane(item: pytest.Item) -> str:
-    callspec = getattr(item, "callspec", None)
-    if callspec is not None and "rustkm_lane" in callspec.params:
-        return str(callspec.params["rustkm_lane"])
-    lanes = configured_lanes(item.config)
-    if lanes:
-        return lanes[0]
-    return "debug" if item.config.getoption("rustkm_debug") or debug_from_environment() \
-        else "default"
+    return lane_kernel(pytestconfig, rustkm_lane)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests (or whole files, through pytestmark) declare the lanes where they do not apply:
     @pytest.mark.rustkm_lanes(skip={"debian:*": "why"}), and module folders in their
     rustkm-module.toml; they show as skipped, with why."""
-    from rustkm.lanes import lane_skip_reason, module_lane_skip
+    from rustkm.module_file import lane_skip_reason, module_lane_skip
 
     for item in items:
-        if reason := module_lane_skip(item.path.parent, _item_lane(item)):
+        if reason := module_lane_skip(item.path.parent, item_lane(item)):
             # The module folder's rustkm-module.toml: the whole module does not apply.
-            item.add_marker(pytest.mark.skip(reason=f"not on lane {_item_lane(item)}: {reason}"))
+            item.add_marker(pytest.mark.skip(reason=f"not on lane {item_lane(item)}: {reason}"))
             continue
         marker = item.get_closest_marker("rustkm_lanes")
         if marker is None:
@@ -168,7 +124,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                                                  for k, v in skip.items()):
             raise pytest.UsageError(f"{item.nodeid}: rustkm_lanes(skip=...) takes a dict of "
                                     "lane name patterns to reasons")
-        lane = _item_lane(item)
+        lane = item_lane(item)
         if reason := lane_skip_reason(skip, lane):
             item.add_marker(pytest.mark.skip(reason=f"not on lane {lane}: {reason}"))
 
@@ -176,18 +132,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def kernel(rustkm_kernel: tuple[Toolchain, KernelBuild]) -> KernelBuild:
     return rustkm_kernel[1]
-
-
-def build_modules(rustkm_kernel: tuple[Toolchain, KernelBuild],
-                  folders: list[Path]) -> list[Path]:
-    tc, kernel = rustkm_kernel
-    kos: list[Path] = []
-    for folder in folders:
-        key = (kernel.key, folder.resolve())
-        if key not in _built:
-            _built[key] = build_module(tc, kernel, folder)
-        kos += _built[key].modules
-    return kos
 
 
 @pytest.fixture

@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rustkm.errors import RustkmError
 from rustkm.module_file import MODULE_FILE
+
+if TYPE_CHECKING:
+    from rustkm.kernel.build import KernelBuild
+    from rustkm.toolchain import Toolchain
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,54}$")
 # The crates a kernel module is compiled with (the kernel's rust/ and the sysroot): a module
@@ -158,11 +162,8 @@ def scaffold(name: str, parent: Path, author: str = "rustkm user") -> Path:
     return folder
 
 
-def write_rust_project(folder: Path) -> Path:
-    """rust-project.json from the kernel's own generator, with paths valid on the host."""
-    from rustkm.session import prepare_kernel
-
-    tc, kernel = prepare_kernel()
+def write_rust_project(folder: Path, tc: Toolchain, kernel: KernelBuild) -> Path:
+    """rust-project.json from `kernel`'s own generator, with paths valid on the host."""
     tc.run(["make", "-C", str(kernel.build_dir), f"M={folder}", *kernel.module_make_args(),
             "rust-analyzer"], cwd=folder, binds=[kernel.source.tree])
     path = folder / "rust-project.json"

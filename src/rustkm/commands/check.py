@@ -40,13 +40,13 @@ def _cmd(args: argparse.Namespace) -> int:
         if tc.root is None or not tc.root.is_dir():
             tc = Toolchain(name="host", root=None)  # llvm-cxxfilt from PATH, if there
     else:
+        from rustkm.kernel.choice import LaneChoice
+        from rustkm.kernel.prepare import prepare_lane
         from rustkm.project import find_project
-        from rustkm.session import KernelRequest, prepare_kernel
 
         project = find_project()
-        tc, kernel = prepare_kernel(
-            KernelRequest.from_project(project, stock=args.kernel, debug=args.debug,
-                                       arch=args.arch), project)
+        lane = LaneChoice.ask(args.kernel, args.debug, args.arch).lane(project)
+        tc, kernel = prepare_lane(lane, project)
     set_demangler(tc.wrap(["llvm-cxxfilt"]))
     report = check(args.ko, kernel)
     print_report(report)

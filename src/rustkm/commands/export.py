@@ -20,12 +20,10 @@ def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from rustkm.project import find_project
-    from rustkm.session import KernelRequest, prepare_kernel
+    from rustkm.commands.options import prepared_kernel
 
     out = check_destination(args.out, args.tar)  # before the kernel, which may take minutes
-    project = find_project()
-    tc, build = prepare_kernel(KernelRequest.from_project(project, stock=args.stock), project)
+    tc, build = prepared_kernel(args)
     out = export_metadata(build, out, tc.versions())
     say(f"done: make -C {out / 'build'} M=$PWD  (with {build.release}'s toolchain, see "
         f"{out / 'TOOLCHAIN'})")

@@ -24,7 +24,7 @@ FINDINGS = "fuzz-findings"
 
 
 def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from rustkm.cli import _kernel_options
+    from rustkm.commands.options import kernel_options
 
     p = verbs.add_parser("fuzz", help="hammer every file the modules create (debug kernel); "
                                       "keep what breaks as a minimized test")
@@ -41,13 +41,12 @@ def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help=f"where findings are kept (default ./{FINDINGS})")
     p.add_argument("--replay", type=Path, metavar="FINDING",
                    help="run a finding's operations again (its folder or finding.json)")
-    _kernel_options(p)
+    kernel_options(p)
     p.set_defaults(func=_cmd)
 
 
 def _cmd(args: argparse.Namespace) -> int:
-
-    from rustkm.cli import _build_modules, check_module_folders
+    from rustkm.commands.options import build_modules, check_module_folders
 
     if args.replay:
         return _replay(args)
@@ -58,12 +57,9 @@ def _cmd(args: argparse.Namespace) -> int:
     if not 1 <= args.seconds <= 86400:
         raise RustkmError(f"--seconds {args.seconds}: from 1 to 86400")
     check_module_folders(args.dirs)
-    from rustkm.lanes import environment_lanes
-
-    if args.stock is None and not environment_lanes() and args.debug is None:
-        args.debug = True  # the debug lane: KASAN, lockdep, kmemleak see what goes wrong
-    # Modules instrumented for coverage where the kernel has KCOV (the debug lane).
-    tc, kernel, builds = _build_modules(args, args.dirs, coverage=True)
+    # Unless a lane is named, the debug lane: KASAN, lockdep, kmemleak see what goes wrong;
+    # the modules are instrumented for coverage where the kernel has KCOV (the debug lane).
+    tc, kernel, builds = build_modules(args, args.dirs, coverage=True, fallback="debug")
     kos = [ko for build in builds for ko in build.modules]
     seed = args.seed if args.seed is not None else random.randrange(1, 2**31)
     return _fuzz(args, tc, kernel, kos, seed)
@@ -284,7 +280,7 @@ def _write_test(folder: Path, run: FuzzRun, ops: list[str], module: str) -> Path
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from rustkm.cli import _build_modules
+    from rustkm.commands.options import build_modules
     from rustkm.fuzz.replay import replay_ops
     from rustkm.fuzz.session import Finding, FuzzRun, fuzz_once, load, start_guest
 
@@ -307,7 +303,7 @@ def _replay(args: argparse.Namespace) -> int:
         lane = record.get("lane", "debug")
         args.debug = lane == "debug" or None
         args.stock = None if lane in ("debug", "default") else lane
-    tc, kernel, builds = _build_modules(args, dirs, coverage=True)
+    tc, kernel, builds = build_modules(args, dirs, coverage=True)
     kos = [ko for build in builds for ko in build.modules]
     ops_file = path.parent / "ops.txt"
     with start_guest(tc, kernel, kos, args.cpus, name="fuzz-replay",

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from rustkm.cli import _kernel_options
+    from rustkm.commands.options import kernel_options
 
     p = verbs.add_parser("kunit", help="run the KUnit suites of modules in VMs, kunit.py-style")
     p.add_argument("dirs", nargs="*", type=Path,
@@ -33,18 +33,18 @@ def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--kernel-tests", action="store_true",
                    help="run the kernel's own Rust KUnit suites and doctests instead (the "
                         "kernel-tests lane, built on first use; or --kernel LANE)")
-    _kernel_options(p)
+    kernel_options(p)
     p.set_defaults(func=_cmd)
 
 
 def _folders(dirs: list[Path]) -> list[Path]:
-    from rustkm.cli import _module_dirs, check_module_folders
+    from rustkm.commands.options import check_module_folders, module_dirs
     from rustkm.kunit.pytest_items import declares_suites
 
     if dirs:
         check_module_folders(dirs)
         return dirs
-    found = [d for d in _module_dirs([]) if declares_suites(d)]
+    found = [d for d in module_dirs([]) if declares_suites(d)]
     if not found:
         raise RustkmError("no module folder in the project declares a KUnit suite",
                           hint="add `#[kunit_tests(NAME)] mod tests { #[test] fn ... }` to a "
@@ -53,18 +53,16 @@ def _folders(dirs: list[Path]) -> list[Path]:
 
 
 def _kernel_tests(args: argparse.Namespace) -> tuple[KernelBuild, list[ModuleRun], list[str]]:
-    from rustkm.cli import _request
+    from rustkm.commands.options import prepared_kernel
     from rustkm.kunit.kernel_tests import check_filter, run_kernel_tests
     from rustkm.kunit.run import kernel_has_kunit
-    from rustkm.session import prepare_kernel
 
     if args.dirs:
         raise RustkmError("--kernel-tests runs the kernel's own suites: give no module folders",
                           hint="rustkm kunit --kernel-tests, or rustkm kunit DIR...")
     check_filter(args.pattern)  # before a kernel build of minutes
     args.stock = args.stock or "kernel-tests"
-    project, request = _request(args)
-    tc, kernel = prepare_kernel(request, project)
+    tc, kernel = prepared_kernel(args)
     if not kernel_has_kunit(kernel.config):
         raise RustkmError(f"kernel {kernel.release} has no CONFIG_KUNIT: it has no KUnit suites",
                           hint="use the kernel-tests lane (the default of --kernel-tests)")
@@ -100,12 +98,12 @@ def _cmd(args: argparse.Namespace) -> int:
 
 
 def _module_tests(args: argparse.Namespace) -> tuple[KernelBuild, list[ModuleRun], list[str]]:
-    from rustkm.cli import _build_modules
+    from rustkm.commands.options import build_modules
     from rustkm.kunit.collect import read_suites
     from rustkm.kunit.run import kernel_has_kunit, run_module, selected
 
     folders = _folders(args.dirs)
-    tc, kernel, builds = _build_modules(args, folders)
+    tc, kernel, builds = build_modules(args, folders)
     if not kernel_has_kunit(kernel.config):
         raise RustkmError(f"kernel {kernel.release} has no CONFIG_KUNIT, so modules built for "
                           "it have no KUnit suites (#[kunit_tests] compiles away)",

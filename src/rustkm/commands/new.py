@@ -24,6 +24,8 @@ def _cmd(args: argparse.Namespace) -> int:
     folder = scaffold(args.name, args.dir, args.author)
     say(f"created {folder}")
     if not args.no_editor:
-        say(f"editor support: {write_rust_project(folder)}")
+        from rustkm.commands.options import prepared_kernel
+
+        say(f"editor support: {write_rust_project(folder, *prepared_kernel(args))}")
     say(f"next: rustkm build {folder} && pytest {folder}")
     return 0

@@ -9,7 +9,7 @@ from rustkm.repl import BANNER, interact
 
 
 def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from rustkm.cli import _kernel_options, _vm_options
+    from rustkm.commands.options import kernel_options, vm_options
 
     p = verbs.add_parser("repl", help="a Python REPL with a booted guest as `machine`")
     p.add_argument("modules", nargs="*", type=Path,
@@ -17,28 +17,27 @@ def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--no-load", action="store_true", help="copy the modules in, load none")
     p.add_argument("--plain", action="store_true",
                    help="Python's own console even when IPython or ptpython is installed")
-    _kernel_options(p)
-    _vm_options(p)
+    kernel_options(p)
+    vm_options(p)
     p.set_defaults(func=_cmd)
 
 
 def _cmd(args: argparse.Namespace) -> int:
     import rustkm
-    from rustkm.cli import _build_modules, _check_device_syntax, _request, _vm, check_module_folders
+    from rustkm.commands.options import (
+        build_modules,
+        check_device_syntax,
+        check_module_folders,
+        vm_settings,
+    )
     from rustkm.kernel.guest import guest_kernel
     from rustkm.machine import boot
 
     check_module_folders(args.modules)
-    _check_device_syntax(args.devices)
-    if args.modules:
-        tc, kernel, builds = _build_modules(args, args.modules)
-    else:
-        from rustkm.session import prepare_kernel
-
-        project, request = _request(args)
-        (tc, kernel), builds = prepare_kernel(request, project), []
+    check_device_syntax(args.devices)
+    tc, kernel, builds = build_modules(args, args.modules)
     kos = [ko for b in builds for ko in b.modules]
-    with boot(guest_kernel(kernel), kos, options=_vm(args), toolchain=tc, name="repl") as machine:
+    with boot(guest_kernel(kernel), kos, options=vm_settings(args), toolchain=tc, name="repl") as machine:
         if not args.no_load:
             for ko in kos:
                 machine.insmod(ko.stem)

@@ -24,10 +24,10 @@ from rustkm.errors import RustkmError
 from rustkm.kunit.collect import KunitCase, KunitSuite, read_suites
 from rustkm.kunit.ktap import Status
 from rustkm.kunit.run import CaseResult, ModuleRun, kernel_has_kunit, run_module
+from rustkm.pytest_lanes import build_modules, configured_lanes, lane_kernel
 
 # What a folder's own sources say before anything is built: a Rust or a C suite.
 _DECLARES_SUITE = re.compile(r"#\[kunit_tests\(|\bkunit_test_(init_section_)?suites?\(")
-_KERNEL = pytest.StashKey[dict[str | None, tuple[Any, Any] | RustkmError]]()
 KUNIT_SCOPE = "::kunit"  # "::kunit::" with one lane, "::kunit[LANE]::" with several
 
 
@@ -63,33 +63,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return KunitGrouping(config, log)
 
 
-def _kernel(config: pytest.Config, lane: str | None) -> tuple[Any, Any]:
-    """The lane's toolchain and kernel (as the `rustkm_kernel` fixture prepares them)."""
-    kernels = config.stash.setdefault(_KERNEL, {})
-    if lane not in kernels:
-        from rustkm.project import find_project
-        from rustkm.session import KernelRequest, prepare_kernel
-
-        try:
-            project = find_project()  # as the rustkm_kernel fixture finds it
-            request = KernelRequest.from_project(
-                project, lane=lane,
-                debug=True if config.getoption("rustkm_debug", False) else None)
-            kernels[lane] = prepare_kernel(request, project)
-        except RustkmError as e:
-            kernels[lane] = e
-    prepared = kernels[lane]
-    if isinstance(prepared, RustkmError):
-        raise prepared
-    return prepared
-
-
 class KbuildFile(pytest.File):
     """A module folder's Kbuild: its KUnit suites sit below, under `kunit`."""
 
     def collect(self) -> Iterator[pytest.Collector]:
-        from rustkm.pytest_plugin import configured_lanes
-
         lanes = configured_lanes(self.config)
         if len(lanes) > 1:  # as the VM tests: once per lane, the lane in the id
             for lane in lanes:
@@ -108,11 +85,8 @@ class KunitModule(pytest.Collector):
         self.siblings: list[Path] = []  # every .ko the folder builds
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
-        # The plugin's build cache: the folder's VM tests in this process reuse this build.
-        from rustkm.pytest_plugin import build_modules
-
         try:
-            tc, kernel = _kernel(self.config, self.lane)
+            tc, kernel = lane_kernel(self.config, self.lane)
             if not kernel_has_kunit(kernel.config):
                 yield KunitUnavailable.from_parent(
                     self, name="suites", reason=f"kernel {kernel.release} has no CONFIG_KUNIT: "
@@ -130,7 +104,7 @@ class KunitModule(pytest.Collector):
     def result(self, ko: Path, suite: str, case: str) -> CaseResult:
         """The case's result; the first call for a module boots its guest and runs it all."""
         if ko not in self.runs:
-            tc, kernel = _kernel(self.config, self.lane)
+            tc, kernel = lane_kernel(self.config, self.lane)
             logs = self.config.rootpath / ".pytest_cache" / "rustkm" / f"kunit-{ko.stem}.log"
             try:
                 self.runs[ko] = run_module(tc, kernel, ko, keep_logs=logs,

@@ -1,4 +1,6 @@
-"""Kernel lanes: a lane is a named kernel that modules are built and tested against.
+"""Kernel lanes: a lane is a named kernel that modules are built and tested against, and one
+`Lane` says all of it: which kernel (stock, self-built or a build folder), its architecture,
+its fragments and toolchain. rustkm.kernel.prepare makes it ready (`prepare_lane`).
 
 Built-in lanes:
     default            the project's self-built kernel (rustkm.toml [kernel])
@@ -20,64 +22,43 @@ RUSTKM_ARCH or a lane table's `arch` says otherwise (rustkm.arch). `--arch arm64
 Debian's stock arm64 kernel (no build); `default@arm64` is the project's kernel built for arm64
 (by hand: about 15 minutes on 2 cores).
 
-`--kernel LANE` means the same in every verb, `--rustkm-kernel LANE[,LANE...]` in pytest and
-RUSTKM_KERNEL; `--debug`, `--rustkm-debug` and RUSTKM_DEBUG_KERNEL=1 spell the `debug` lane.
+Which lane a command uses is chosen once, at the top (rustkm.kernel.choice).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rustkm.arch import ARCHES, get_arch, host_arch
 from rustkm.errors import RustkmError
-from rustkm.project import Project
+from rustkm.kernel.config import DEBUG_FRAGMENTS, Fragment, base_fragments, load_fragment
+from rustkm.kernel.source import DEFAULT_SERIES
+from rustkm.project import Project, check_source
 
 BUILT_IN = ("default", "debug", "kernel-tests", "debian:latest", "debian:next")
 # The bundled fragment (src/rustkm/configs/kernel-tests.config) of the kernel-tests lane.
 KERNEL_TESTS_FRAGMENT = "kernel-tests"
+# debian:latest, debian:next, or a Debian kernel release such as debian:7.2.13+deb14-amd64.
+_STOCK = re.compile(r"^debian:(latest|next|\d+\.\d+(\.\d+)?(~rc\d+)?(\+deb\d+)?-[a-z0-9-]+)$")
 _RELEASE = re.compile(r"^debian:\d+\.\d+(\.\d+)?(~rc\d+)?(\+deb\d+)?-[a-z0-9-]+$")
 BUILD_STAMP = "rustkm-build.json"
-
-
-def debug_from_environment() -> bool:
-    """RUSTKM_DEBUG_KERNEL=1: the debug lane (0 or unset: not asked for)."""
-    value = os.environ.get("RUSTKM_DEBUG_KERNEL", "")
-    if value not in ("", "0", "1"):
-        raise RustkmError(f"RUSTKM_DEBUG_KERNEL={value!r} is neither 1 nor 0",
-                          hint="RUSTKM_DEBUG_KERNEL=1 selects the debug kernel (KASAN, "
-                               "lockdep); unset it or set 0 for the default one")
-    return value == "1"
-
-
-def environment_lanes() -> str:
-    """RUSTKM_KERNEL: one lane, or several separated by commas (pytest); "" when unset."""
-    return os.environ.get("RUSTKM_KERNEL", "").strip()
-
-
-def lane_from_environment() -> tuple[str, str] | None:
-    """The lane the environment chooses and the variable that chose it: RUSTKM_KERNEL, else
-    RUSTKM_DEBUG_KERNEL=1 (the debug lane); None when it chooses none. The one place rustkm
-    reads these two variables."""
-    if name := environment_lanes():
-        return name, "RUSTKM_KERNEL"
-    if debug_from_environment():
-        return "debug", "RUSTKM_DEBUG_KERNEL=1"
-    return None
+TOOLCHAINS = ("debian", "host")
 
 
 @dataclass(frozen=True)
 class Lane:
-    """One kernel to build and test against; exactly one of its kinds applies."""
+    """One kernel to build and test against; exactly one of its kinds applies: a stock kernel
+    (`stock`), a kernel rustkm built (`build_dir`), or a self-built one (`source`)."""
 
-    name: str
+    name: str = "default"
     debug: bool = False
     stock: str | None = None  # debian:latest, debian:next or debian:RELEASE
-    source: str | None = None  # a project lane's own kernel source (debian:SERIES or a path)
-    fragments: tuple[str, ...] = ()  # a project lane's fragments, beside [kernel]'s
     build_dir: Path | None = None  # a kernel rustkm built, used as it is
+    source: str = f"debian:{DEFAULT_SERIES}"  # a self-built lane's: debian:SERIES or a tree
+    fragments: tuple[str, ...] = ()  # a self-built lane's, beside the bundled ones
+    toolchain: str = "debian"  # what builds a self-built lane: "debian" or "host"
     arch: str = host_arch().name  # the guest's architecture (rustkm.arch)
 
     @property
@@ -87,6 +68,46 @@ class Lane:
         if self.build_dir is not None:
             return "build folder"
         return "self-built"
+
+    def with_options(self, source: str | None = None, toolchain: str | None = None,
+                     fragments: tuple[str, ...] = ()) -> Lane:
+        """This lane with a command's --source, --toolchain and extra --fragment files."""
+        return replace(self, source=source or self.source, toolchain=toolchain or self.toolchain,
+                       fragments=(*self.fragments, *fragments))
+
+    def check(self) -> None:
+        """Refuse a malformed lane before any toolchain, download or build work."""
+        if self.stock:
+            stock_release(self.stock)
+            return
+        if not get_arch(self.arch).is_host and self.toolchain == "host":
+            raise RustkmError(f"lane {self.name}: --toolchain host builds for this host's "
+                              f"architecture only, not {self.arch}",
+                              hint="use the default Debian toolchain, which cross-builds")
+        check_source(self.source)
+        if self.toolchain not in TOOLCHAINS:
+            raise RustkmError(f"unknown toolchain {self.toolchain!r}",
+                              hint="use --toolchain debian or host")
+        if self.toolchain == "host" and self.source.startswith("debian:"):
+            raise RustkmError("--toolchain host builds a local kernel tree only",
+                              hint="add --source PATH (a kernel checkout), or use the "
+                                   "default Debian toolchain")
+
+    def fragment_list(self) -> list[Fragment]:
+        """A self-built lane's config fragments: the bundled ones, then its own."""
+        names = [*base_fragments(self.arch), *(DEBUG_FRAGMENTS if self.debug else ()),
+                 *self.fragments]
+        return [load_fragment(n) for n in names]
+
+
+def stock_release(spec: str, origin: str = "") -> str:
+    """The release of a stock kernel spec: 'latest' or e.g. 7.2.13+deb14-amd64."""
+    if not _STOCK.match(spec):
+        where = f" (from {origin})" if origin else ""
+        raise RustkmError(f"unknown kernel {spec!r}{where}",
+                          hint="use debian:latest, debian:next or debian:RELEASE (e.g. "
+                               "debian:7.2.13+deb14-amd64)")
+    return spec.split(":", 1)[1]
 
 
 def lane_names(project: Project) -> list[str]:
@@ -103,7 +124,8 @@ def with_arch(name: str, arch: str) -> str:
 
 def resolve_lane(name: str, project: Project, origin: str = "") -> Lane:
     """The lane `name` names: a built-in one, the project's, or a kernel build folder; NAME@ARCH
-    is that lane on another architecture."""
+    is that lane on another architecture. A self-built lane carries the project's kernel
+    source and fragments."""
     name = name.strip()
     base, _, arch_name = name.rpartition("@") if "@" in name else (name, "", "")
     if arch_name:
@@ -115,12 +137,13 @@ def resolve_lane(name: str, project: Project, origin: str = "") -> Lane:
             raise RustkmError(f"{base} is a kernel folder: its architecture is the one it was "
                               f"built for, not {arch.name}")
         return replace(lane, name=f"{lane.name}@{arch.name}", arch=arch.name)
+    own = Lane(name, source=project.kernel, fragments=project.fragments)
     if name == "default":
-        return Lane("default")
+        return own
     if name == "debug":
-        return Lane("debug", debug=True)
+        return replace(own, debug=True)
     if name == "kernel-tests":
-        return Lane("kernel-tests", fragments=(KERNEL_TESTS_FRAGMENT,))
+        return replace(own, fragments=(*own.fragments, KERNEL_TESTS_FRAGMENT))
     if name in ("debian:latest", "debian:next"):
         return Lane(name, stock=name)
     if _RELEASE.match(name):
@@ -130,10 +153,10 @@ def resolve_lane(name: str, project: Project, origin: str = "") -> Lane:
         return Lane(name, stock=name, arch=named)
     if name in project.lanes:
         table = project.lanes[name]
-        return Lane(name, debug=bool(table.get("debug", False)),
-                    source=table.get("source") or None,
-                    fragments=tuple(table.get("fragments", ())),
-                    arch=table.get("arch") or host_arch().name)
+        return replace(own, debug=bool(table.get("debug", False)),
+                       source=table.get("source") or project.kernel,
+                       fragments=(*own.fragments, *table.get("fragments", ())),
+                       arch=table.get("arch") or host_arch().name)
     path = Path(name).expanduser()
     if name and ("/" in name or name.startswith(".")) and path.is_dir():
         if not (path / BUILD_STAMP).is_file():
@@ -155,24 +178,3 @@ def resolve_lanes(names: str, project: Project, origin: str = "") -> list[Lane]:
         lane = resolve_lane(name, project, origin)
         seen.setdefault(lane.name, lane)
     return list(seen.values())
-
-
-def module_lane_skip(folder: Path, lane: str) -> str:
-    """Why the module in `folder` does not apply to `lane` ("" when it does), from its
-    rustkm-module.toml: [lanes] skip = {"debian:*" = "needs CONFIG_KUNIT"}; a pattern that
-    starts with ! skips every lane it does not match ("!*@arm64": arm64 lanes only)."""
-    from rustkm.module_file import read_module_file
-
-    return lane_skip_reason(read_module_file(folder).skip, lane)
-
-
-def lane_skip_reason(skip: dict[str, str], lane: str) -> str:
-    """The reason of the first pattern of `skip` that skips `lane` ("" when none does): an
-    fnmatch pattern skips the lanes it matches, one that starts with ! those it does not."""
-    import fnmatch
-
-    for pattern, reason in skip.items():
-        negated = pattern.startswith("!")
-        if fnmatch.fnmatchcase(lane, pattern.removeprefix("!")) != negated:
-            return reason
-    return ""

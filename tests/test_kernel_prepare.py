@@ -1,4 +1,4 @@
-"""Which kernel a request gets outside any project: a finished kernel of the cache that fits,
+"""Which kernel a lane gets outside any project: a finished kernel of the cache that fits,
 said aloud, rather than a second ten-minute build; else what will be built, said first.
 Fake cache folders hold rustkm-build.json stamps; nothing is built or downloaded."""
 
@@ -8,12 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from rustkm import session
 from rustkm.errors import RustkmError
+from rustkm.kernel import prepare
 from rustkm.kernel.build import KernelBuild
+from rustkm.kernel.choice import LaneChoice
 from rustkm.kernel.config import BASE_FRAGMENTS, Fragment
+from rustkm.kernel.lane import Lane
+from rustkm.kernel.prepare import prepare_lane, ready_kernels
 from rustkm.kernel.source import KernelSource
-from rustkm.session import KernelRequest, default_kernel, prepare_kernel, ready_kernels
+from rustkm.project import find_project
 from rustkm.toolchain import Toolchain
 
 BASE = BASE_FRAGMENTS
@@ -44,13 +47,19 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cache:
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     cache = Cache(tmp_path / "cache")
-    monkeypatch.setattr(session, "ensure_toolchain",
+    monkeypatch.setattr(prepare, "ensure_toolchain",
                         lambda kind="debian", arch="": Toolchain("debian-trixie", tmp_path / "root"))
-    monkeypatch.setattr(session, "resolve_source",
+    monkeypatch.setattr(prepare, "resolve_source",
                         lambda *a, **k: KernelSource(tmp_path, "7.2.12", _origin("7.2")))
-    monkeypatch.setattr(session, "record_toolchain", lambda tc, project: None)
-    monkeypatch.setattr(session, "ensure_kernel", cache.build)
+    monkeypatch.setattr(prepare, "record_toolchain", lambda tc, project, lock: None)
+    monkeypatch.setattr(prepare, "ensure_kernel", cache.build)
     return cache
+
+
+def default_kernel() -> KernelBuild:
+    """The kernel of the lane chosen when nothing names one, as every verb chooses it."""
+    project = find_project()
+    return prepare_lane(LaneChoice.ask().lane(project), project)[1]
 
 
 def _origin(series: str) -> str:
@@ -96,7 +105,7 @@ def test_kernels_that_do_not_fit_are_passed_over_and_the_build_is_announced(cach
     (kernels / "unfinished").mkdir()
     (kernels / "damaged").mkdir()
     (kernels / "damaged" / "rustkm-build.json").write_text("{")
-    assert ready_kernels(KernelRequest()) == []
+    assert ready_kernels(Lane()) == []
     assert default_kernel().key == "new"
     assert cache.built == [BASE]
     said = capsys.readouterr().err
@@ -115,7 +124,7 @@ def test_extra_fragments_are_never_assumed(cache, tmp_path):
     stamp(cache, "plain", BASE)
     extra = tmp_path / "extra.config"
     extra.write_text("CONFIG_KASAN=y\n")
-    _, build = prepare_kernel(KernelRequest(fragments=(str(extra),)))
+    _, build = prepare_lane(Lane(fragments=(str(extra),)), find_project())
     assert build.key == "new"
 
 
@@ -126,17 +135,16 @@ def test_inside_a_project_its_own_kernel_is_asked_for(cache, tmp_path):
     assert cache.built == [BASE]
 
 
-@pytest.mark.parametrize("request_, message", [
-    (KernelRequest(stock="debian:7.2"), "unknown kernel 'debian:7.2'"),
-    (KernelRequest(source="debian:seven"), "bad kernel source 'debian:seven'"),
-    (KernelRequest(toolchain="llvm"), "unknown toolchain 'llvm'"),
-    (KernelRequest(toolchain="host"), "--toolchain host builds a local kernel tree only"),
+@pytest.mark.parametrize("lane, message", [
+    (Lane(stock="debian:7.2"), "unknown kernel 'debian:7.2'"),
+    (Lane(source="debian:seven"), "bad kernel source 'debian:seven'"),
+    (Lane(toolchain="llvm"), "unknown toolchain 'llvm'"),
+    (Lane(toolchain="host"), "--toolchain host builds a local kernel tree only"),
 ])
-def test_malformed_requests_are_refused_before_the_toolchain(cache, monkeypatch, request_,
-                                                             message):
+def test_malformed_lanes_are_refused_before_the_toolchain(cache, monkeypatch, lane, message):
     def no_toolchain(kind: str = "debian") -> Toolchain:
         raise AssertionError("the toolchain was asked for")
 
-    monkeypatch.setattr(session, "ensure_toolchain", no_toolchain)
+    monkeypatch.setattr(prepare, "ensure_toolchain", no_toolchain)
     with pytest.raises(RustkmError, match=message):
-        prepare_kernel(request_)
+        prepare_lane(lane, find_project())
