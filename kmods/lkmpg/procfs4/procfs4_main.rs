@@ -94,3 +94,61 @@ impl Drop for Procfs4 {
         pr_info!("/proc/iter removed\n");
     }
 }
+
+#[kunit_tests(procfs4)]
+mod tests {
+    use super::*;
+
+    fn counter(next: u64, per_open: u64) -> Counter {
+        Counter {
+            next: AtomicU64::new(next),
+            per_open,
+        }
+    }
+
+    #[test]
+    fn each_open_takes_the_next_numbers() -> Result {
+        let counter = counter(0, 3);
+        let first = counter.open()?;
+        let second = counter.open()?;
+        assert_eq!((first.first, first.count), (0, 3));
+        assert_eq!((second.first, second.count), (3, 3));
+        assert_eq!(counter.next.load(Ordering::Relaxed), 6);
+        Ok(())
+    }
+
+    #[test]
+    fn a_view_has_exactly_its_records() -> Result {
+        let counter = counter(41, 2);
+        let view = counter.open()?;
+        assert!(counter.has(&view, 0));
+        assert!(counter.has(&view, 1));
+        assert!(!counter.has(&view, 2));
+        assert!(!counter.has(&view, u64::MAX));
+        Ok(())
+    }
+
+    #[test]
+    fn a_view_is_fixed_at_its_open() -> Result {
+        // What one open shows does not move when others open meanwhile: its rereads and
+        // seeks agree with one large read.
+        let counter = counter(0, 1);
+        let view = counter.open()?;
+        for _ in 0..5 {
+            counter.open()?;
+        }
+        assert_eq!((view.first, view.count), (0, 1));
+        assert!(counter.has(&view, 0) && !counter.has(&view, 1));
+        Ok(())
+    }
+
+    #[test]
+    fn the_counter_wraps_instead_of_overflowing() -> Result {
+        let counter = counter(u64::MAX, 1);
+        let last = counter.open()?;
+        let next = counter.open()?;
+        assert_eq!((last.first, next.first), (u64::MAX, 0));
+        assert_eq!(last.first.wrapping_add(1), next.first);
+        Ok(())
+    }
+}
