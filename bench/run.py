@@ -9,6 +9,8 @@
     python bench/run.py module    one-file module rebuild, edit-to-test-result for printerfact
     python bench/run.py kernel    no-op `rustkm kernel build`
     python bench/run.py ccache    the kernel from scratch in a new folder, with a warm ccache
+    python bench/run.py config    what KUnit and the devices fragment cost the default kernel:
+                                  build steps and cold boot, side by side with the default
     python bench/run.py cold      from nothing (a fresh cache): toolchain, source, configure, build
     python bench/run.py stock     from nothing to a module for Debian's stock kernel, by stage
     python bench/run.py matrix    rustkm matrix of printerfact, sysctl and procfile on three lanes
@@ -311,6 +313,55 @@ def bench_ccache() -> None:
                 "seconds": round(time.perf_counter() - start, 1)})
 
 
+def bench_config_cost(runs: int) -> None:
+    """What parts of the default kernel's config cost: KUnit (CONFIG_KUNIT with its debugfs)
+    and the whole devices fragment (PCI, virtio, I2C, USB, KUnit, the Rust samples). Each
+    variant is the default kernel's config without it, built into a temporary folder (with the
+    warm ccache, so its build time is not a from-scratch figure: the build steps beside the
+    default's give the share); then cold boots to a ready agent alternate with the default
+    kernel's. Without the devices fragment the agent has no virtio channel: it uses the serial
+    port, as a kernel without PCI would."""
+    from rustkm import boot
+    from rustkm.kernel.build import ensure_kernel
+    from rustkm.kernel.config import Fragment, load_fragment
+
+    quiet()
+    tc, kernel = lane_kernel()
+    fragments = [load_fragment(n) for n in kernel.fragments]
+    no_kunit = Fragment("no-kunit", "# CONFIG_KUNIT is not set\n"
+                                    "# CONFIG_KUNIT_DEBUGFS is not set\n")
+    variants = {"without KUnit": [*fragments, no_kunit],
+                "without the devices fragment": [f for f in fragments if f.name != "devices"]}
+    counts_file = Path(kernel.build_dir).parent / "object-counts.json"
+    with tempfile.TemporaryDirectory(prefix="rustkm-config-cost-") as folder:
+        builds = {"default kernel": kernel}
+        for name, chosen in variants.items():
+            start = time.perf_counter()
+            builds[name] = ensure_kernel(tc, kernel.source, chosen, kernels_dir=Path(folder))
+            counts = json.loads(counts_file.read_text()) if counts_file.is_file() else {}
+            report({"bench": f"config cost: kernel {name}, build with a warm ccache",
+                    "seconds": round(time.perf_counter() - start, 1),
+                    "build_steps": counts.get(builds[name].key),
+                    "default_build_steps": counts.get(kernel.key),
+                    "vmlinux_MiB": round(builds[name].vmlinux.stat().st_size / 2**20, 1),
+                    "default_vmlinux_MiB": round(kernel.vmlinux.stat().st_size / 2**20, 1)})
+
+        def ready(build: object) -> Callable[[], object]:
+            def run() -> object:
+                os.environ["RUSTKM_SNAPSHOTS"] = "0"
+                with boot(build, toolchain=tc):  # type: ignore[arg-type]
+                    return None
+            return run
+
+        rows = measure_side_by_side([(f"config cost: cold boot to ready, {name}", ready(build))
+                                     for name, build in builds.items()], runs)
+        base = float(rows["config cost: cold boot to ready, default kernel"]["median_s"])  # type: ignore[arg-type]
+        for name in variants:
+            median = float(rows[f"config cost: cold boot to ready, {name}"]["median_s"])  # type: ignore[arg-type]
+            report({"bench": f"config cost: what the default kernel pays over the kernel {name}",
+                    "boot_s": round(base - median, 3), "ratio": round(base / median, 3)})
+
+
 def bench_kconfig(runs: int) -> None:
     """Reading the whole Kconfig tree of the project's kernel source (doctor, explain)."""
     from rustkm.kernel.kconfig import read_kconfig
@@ -481,7 +532,8 @@ def _stage_times(log: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("boot", "suite", "module", "kernel", "ccache", "cold",
+    parser.add_argument("what", choices=("boot", "suite", "module", "kernel", "ccache", "config",
+                                         "cold",
                                          "stock", "matrix", "kunit", "all"))
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--lanes", default=MATRIX_LANES, help="matrix: the lanes")
@@ -510,6 +562,8 @@ def main() -> None:
         bench_kconfig(max(3, args.runs // 2))
     if args.what == "ccache":
         bench_ccache()
+    if args.what == "config":
+        bench_config_cost(args.runs)
     if args.what == "cold":
         bench_cold()
     if args.what == "stock":
