@@ -14,8 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 
 
-def _read_until(fd: int, needle: bytes, timeout: float) -> bytes:
-    seen = b""
+def _read_until(fd: int, needle: bytes, timeout: float, seen: bytes = b"") -> bytes:
+    """What `fd` gives until `needle` is in it (or the timeout), after what was `seen` of it
+    already: a needle may arrive cut in two reads."""
     deadline = time.monotonic() + timeout
     while needle not in seen and time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 0.5)
