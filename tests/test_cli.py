@@ -97,6 +97,18 @@ def test_a_reader_that_goes_away_gets_no_traceback():
     assert proc.returncode == 141 and b"Traceback" not in err, err.decode()
 
 
+def test_a_broken_pipe_that_is_not_stdout_is_not_hidden(monkeypatch):
+    # A guest shell's socket breaking is an error to see, not a reader that went away.
+    from rustkm import cli
+
+    def broken(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "cmd_setup", broken)
+    with pytest.raises(BrokenPipeError):
+        cli.main(["setup"])
+
+
 @pytest.mark.parametrize("command,status", [("cat /dev/printerfact", 0), ("exit 3", 3)])
 def test_run_loads_the_module_and_exits_with_the_commands_status(command, status):
     result = rustkm("run", "kmods/printerfact", "--", "sh", "-c", command)

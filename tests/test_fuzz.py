@@ -191,6 +191,7 @@ def test_a_planted_bug_is_caught_minimized_replayed_and_kept_as_a_test(kernel, t
     finding = tmp_path / "fuzz-findings" / "fuzz_planted-1"
     record = json.loads((finding / "finding.json").read_text())
     assert record["run"]["seed"] == 1 and "/dev/fuzz_planted" in record["run"]["files"]
+    assert record["lane"] == lane_args()[1]  # the lane it ran on: where --replay runs it
     assert (finding / "ops.txt").is_file(), done.stderr[-4000:]  # minimized, or why not
     ops = (finding / "ops.txt").read_text().splitlines()
     # The bug needs one write of 4096 bytes on an open file: at most a handful of operations.

@@ -135,6 +135,17 @@ def test_inside_a_project_its_own_kernel_is_asked_for(cache, tmp_path):
     assert cache.built == [BASE]
 
 
+def test_a_build_folder_lane_reads_no_lock(cache, tmp_path):
+    # A kernel folder is pinned nowhere: a broken rustkm.lock is not its business.
+    folder = stamp(cache, "folder", BASE)
+    (tmp_path / "elsewhere" / "rustkm.lock").write_text("not [toml")
+    _, build = prepare_lane(Lane(str(folder.build_dir), build_dir=folder.build_dir),
+                            find_project())
+    assert build.build_dir == folder.build_dir
+    with pytest.raises(RustkmError, match="not valid TOML"):
+        prepare_lane(Lane(), find_project())
+
+
 @pytest.mark.parametrize("lane, message", [
     (Lane(stock="debian:7.2"), "unknown kernel 'debian:7.2'"),
     (Lane(source="debian:seven"), "bad kernel source 'debian:seven'"),

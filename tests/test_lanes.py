@@ -112,6 +112,10 @@ def test_the_environment_is_read_when_asking_and_the_options_come_first(tmp_path
     monkeypatch.delenv("RUSTKM_KERNEL")
     # A choice made is not changed by the environment afterwards.
     assert choice.lane(project).name == "debian:next"
+    # An empty name names nothing: the environment chooses.
+    monkeypatch.setenv("RUSTKM_KERNEL", "debian:next")
+    assert LaneChoice.ask("").lane(project).name == "debian:next"
+    monkeypatch.delenv("RUSTKM_KERNEL")
     # rustkm fuzz and rustkm debug: the debug lane when nothing names one.
     assert LaneChoice.ask(fallback="debug").lane(project).name == "debug"
     assert LaneChoice.ask("default", fallback="debug").lane(project).name == "default"

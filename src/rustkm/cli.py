@@ -53,10 +53,24 @@ def main(argv: list[str] | None = None) -> int:
         say("interrupted; the cache is left consistent, run the command again to resume")
         return 130
     except BrokenPipeError:
+        if not _stdout_gone():
+            raise  # another pipe or socket broke (a guest's shell): not the reader
         # The reader went away (`rustkm kernel info | head -3`): no traceback, and none at
         # exit either, when Python flushes what is left to the closed pipe.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+def _stdout_gone() -> bool:
+    """Whether standard output is a pipe whose reader has gone (poll says POLLERR)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 def check_environment() -> None:
@@ -281,7 +295,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     if arch := args.arch or arch_from_environment():
         names = ",".join(with_arch(name, arch) for name in names.split(","))
     lanes = {lane.name: lane for lane in resolve_lanes(names, project, "--lanes")}
-    lock = Lock.read(project.lock_path)  # once for every lane
+    lock: Lock | None = None  # read once, for the first lane that pins anything
     shard = matrix.parse_shard(args.shard)
     folders = {_relative(d, project.root): d.resolve()
                for d in module_dirs(_module_trees(args.dirs))}
@@ -294,6 +308,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
             lane = lanes[cell.lane]
             if lane.name not in kernels:
                 try:
+                    if lock is None and lane.build_dir is None:
+                        lock = Lock.read(project.lock_path)
                     kernels[lane.name] = prepare_lane(lane, project, lock)
                 except RustkmError as e:
                     kernels[lane.name] = e

@@ -46,7 +46,8 @@ def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from rustkm.commands.options import build_modules, check_module_folders
+    from rustkm.commands.options import built, check_module_folders, chosen_lane
+    from rustkm.kernel.prepare import prepare_lane
 
     if args.replay:
         return _replay(args)
@@ -59,14 +60,15 @@ def _cmd(args: argparse.Namespace) -> int:
     check_module_folders(args.dirs)
     # Unless a lane is named, the debug lane: KASAN, lockdep, kmemleak see what goes wrong;
     # the modules are instrumented for coverage where the kernel has KCOV (the debug lane).
-    tc, kernel, builds = build_modules(args, args.dirs, coverage=True, fallback="debug")
-    kos = [ko for build in builds for ko in build.modules]
+    project, lane = chosen_lane(args, fallback="debug")
+    tc, kernel = prepare_lane(lane, project)
+    kos = [ko for build in built(tc, kernel, args.dirs, coverage=True) for ko in build.modules]
     seed = args.seed if args.seed is not None else random.randrange(1, 2**31)
-    return _fuzz(args, tc, kernel, kos, seed)
+    return _fuzz(args, lane.name, tc, kernel, kos, seed)
 
 
-def _fuzz(args: argparse.Namespace, tc: Toolchain, kernel: KernelBuild, kos: list[Path],
-          seed: int) -> int:
+def _fuzz(args: argparse.Namespace, lane: str, tc: Toolchain, kernel: KernelBuild,
+          kos: list[Path], seed: int) -> int:
     from rustkm.fuzz.minimize import ALL_THREADS, minimize
     from rustkm.fuzz.session import (
         GUEST_MODULES,
@@ -108,7 +110,7 @@ def _fuzz(args: argparse.Namespace, tc: Toolchain, kernel: KernelBuild, kos: lis
     _summary(run)
     if run.finding is None:
         return 0
-    folder = _keep(args, run, kernel)
+    folder = _keep(args, lane, run, kernel)
     if args.probes > 0:
         found = minimize(run, run.finding, _probe(tc, kernel, kos, run), args.probes)
         if found is None:
@@ -175,20 +177,16 @@ def _summary(run: FuzzRun) -> None:
         console.print(run.finding.report, markup=False, highlight=False)
 
 
-def _keep(args: argparse.Namespace, run: FuzzRun, kernel: KernelBuild) -> Path:
+def _keep(args: argparse.Namespace, lane: str, run: FuzzRun, kernel: KernelBuild) -> Path:
     assert run.finding is not None
     folder: Path = args.findings / f"{run.modules[0]}-{run.seed}"
     folder.mkdir(parents=True, exist_ok=True)
-    record = {"modules": [str(d.resolve()) for d in args.dirs], "lane": _lane(args),
+    record = {"modules": [str(d.resolve()) for d in args.dirs], "lane": lane,
               "kernel": kernel.release, "run": asdict(run)}
     (folder / "finding.json").write_text(json.dumps(record, indent=2) + "\n")
     (folder / "report.txt").write_text(run.finding.report + "\n")
     say(f"fuzz: the finding is kept in {folder}")
     return folder
-
-
-def _lane(args: argparse.Namespace) -> str:
-    return str(args.stock or ("debug" if args.debug else "default"))
 
 
 def _probe(tc: Toolchain, kernel: KernelBuild, kos: list[Path],
@@ -300,9 +298,7 @@ def _replay(args: argparse.Namespace) -> int:
         raise RustkmError(f"{path} is not a rustkm fuzz finding: {e}") from None
     args.dirs = dirs
     if args.stock is None and args.debug is None:
-        lane = record.get("lane", "debug")
-        args.debug = lane == "debug" or None
-        args.stock = None if lane in ("debug", "default") else lane
+        args.stock = record.get("lane", "debug")  # the lane the finding was made on
     tc, kernel, builds = build_modules(args, dirs, coverage=True)
     kos = [ko for build in builds for ko in build.modules]
     ops_file = path.parent / "ops.txt"

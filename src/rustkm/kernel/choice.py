@@ -62,13 +62,13 @@ class LaneChoice:
         """The options given (None: not given), completed from the environment. `fallback`
         is the lane when nothing names one (`debug` for rustkm fuzz and rustkm debug)."""
         origin = "--kernel"
-        if name is None and (variable := environment_lanes()):
+        if not name and (variable := environment_lanes()):
             name, origin = variable, "RUSTKM_KERNEL"
         if debug is None:
             debug = debug_from_environment()
-        if name is None and not debug and fallback == "debug":
+        if not name and not debug and fallback == "debug":
             debug = True
-        return cls(name, origin, debug, arch or arch_from_environment())
+        return cls(name or None, origin, debug, arch or arch_from_environment())
 
     def lane(self, project: Project) -> Lane:
         """The lane chosen, resolved against `project`."""

@@ -22,14 +22,14 @@ def prepare_lane(lane: Lane, project: Project,
     """The lane's toolchain and kernel, ready: pinned in `lock` (the project's rustkm.lock,
     read here when not given), downloaded and built as need be."""
     lane.check()
+    if lane.build_dir is not None:
+        return _built_folder(lane.build_dir, lane.toolchain)  # pinned nowhere: no lock read
     lock = lock if lock is not None else Lock.read(project.lock_path)
     if lane.stock:
         from rustkm.stock import prepare_stock_kernel
 
         return prepare_stock_kernel(stock_release(lane.stock), lock, project.lock_path,
                                     arch=get_arch(lane.arch))
-    if lane.build_dir is not None:
-        return _built_folder(lane.build_dir, lane.toolchain)
     fragments = lane.fragment_list()  # fail on a bad fragment before any download
     # A local tree is checked (it exists, it is a kernel tree, unbuilt) before the toolchain.
     local = None if lane.source.startswith("debian:") else local_source(Path(lane.source))
