@@ -4,8 +4,11 @@ damages frames, and the same attacks in a real guest."""
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import pty
+import select
 import signal
 import socket
 import struct
@@ -20,6 +23,7 @@ import pytest
 
 import rustkm.agent as agent_module
 from rustkm.agent import AgentChannel, AgentError, GuestStuck, frame
+from rustkm.errors import RustkmError
 from rustkm.guest_tools import guest_tools
 
 
@@ -221,6 +225,35 @@ def test_a_reply_whose_byte_counts_disagree_is_refused():
                           frame(b"X", nonce, _done(0, 4, 0)))
     with pytest.raises(GuestStuck, match="output was lost"):
         channel.run("true", 1)
+
+
+class _FullDisk(io.RawIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[no-untyped-def,override]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_copy_whose_host_side_cannot_be_written_fails_cleanly_after_the_whole_reply():
+    # The frames after the failed write are still read, up to the result: the next request
+    # must not meet them.
+    def reply(nonce: int) -> bytes:
+        return b"".join(frame(b"O", nonce, b"x" * 1000) for _ in range(3)) + \
+            frame(b"X", nonce, _done(0, 3000, 0))
+
+    channel = _lying_peer(reply)
+    with pytest.raises(RustkmError, match="could not be written on the host: No space left"):
+        channel.get("/tmp/blob", 5, sink=_FullDisk())  # type: ignore[arg-type]
+    assert not channel._buffer and select.select([channel.sock], [], [], 0.3)[0] == []
+
+
+def test_a_copy_streams_into_its_sink():
+    sink = io.BytesIO()
+    channel = _lying_peer(lambda nonce: frame(b"O", nonce, b"abc") + frame(b"O", nonce, b"de")
+                          + frame(b"X", nonce, _done(0, 5, 0)))
+    result = channel.get("/tmp/blob", 5, sink=sink)
+    assert (result.status, result.stdout, sink.getvalue()) == (0, b"", b"abcde")
 
 
 def test_a_damaged_reply_is_refused():

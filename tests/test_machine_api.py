@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import os
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -80,6 +82,36 @@ def test_copies_keep_every_byte_and_the_mode(vm, tmp_path):
     empty.write_bytes(b"")
     vm.copy_to(empty, "/tmp/blob")
     assert vm.succeed("wc -c < /tmp/blob").strip() == "0"
+
+
+def test_a_failed_copy_leaves_the_host_file_as_it_was(vm, tmp_path):
+    kept = tmp_path / "kept"
+    kept.write_bytes(b"what was there")
+    with pytest.raises(CommandFailed, match="No such file"):
+        vm.copy_from("/nonexistent", kept)
+    with pytest.raises(RustkmError, match="cannot write"):
+        vm.copy_from("/proc/version", tmp_path / "no-such-folder" / "out")
+    assert kept.read_bytes() == b"what was there"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]  # no partial file left
+
+
+@pytest.mark.rustkm(memory=512)
+def test_large_copies_stream_in_chunks_both_ways(vm, tmp_path):
+    size = 48 << 20
+    source = tmp_path / "big"
+    with source.open("wb") as f:
+        for _ in range(size >> 20):
+            f.write(os.urandom(1 << 20))
+    tracemalloc.start()
+    try:
+        vm.copy_to(source, "/tmp/big")
+        vm.copy_from("/tmp/big", tmp_path / "back")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"{peak} bytes held at once for a {size}-byte file"
+    assert filecmp.cmp(source, tmp_path / "back", shallow=False)
+    assert vm.succeed("wc -c < /tmp/big").strip() == str(size)
 
 
 def test_guest_text_reaches_no_terminal_raw(vm):

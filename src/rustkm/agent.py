@@ -16,6 +16,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from rustkm.errors import RustkmError
 
@@ -200,9 +201,12 @@ class AgentChannel:
         return self._exchange(b"P", payload, f"copy to {guest_path}", timeout,
                               f"writing {guest_path}")
 
-    def get(self, guest_path: str, timeout: float) -> CommandResult:
+    def get(self, guest_path: str, timeout: float,
+            sink: BinaryIO | None = None) -> CommandResult:
+        """The guest file's bytes: in the result's stdout, or written to `sink` as they come
+        (the result's stdout is then empty)."""
         return self._exchange(b"G", guest_path.encode(), f"copy from {guest_path}", timeout,
-                              f"reading {guest_path}")
+                              f"reading {guest_path}", sink)
 
     def seed(self, timeout: float = 10.0) -> None:
         """Make a guest restored from a snapshot its own: host entropy credited to its RNG and
@@ -214,7 +218,7 @@ class AgentChannel:
             raise AgentError(f"the guest could not be reseeded: {result.err}")
 
     def _exchange(self, kind: bytes, payload: bytes, command: str, answer_within: float,
-                  what: str) -> CommandResult:
+                  what: str, sink: BinaryIO | None = None) -> CommandResult:
         nonce = self.send(kind, payload, what)
         start = time.monotonic()
         self._last_data = start
@@ -225,6 +229,8 @@ class AgentChannel:
 
         out: list[bytes] = []
         err: list[bytes] = []
+        out_bytes = 0
+        sink_error: OSError | None = None  # the rest is still read: the channel stays in step
         while True:
             reply = self._read_frame(deadline, what)
             if reply.kind == b"Y":
@@ -235,24 +241,35 @@ class AgentChannel:
                 raise GuestStuck(f"the agent answered another request ({reply.kind!r}) "
                                  f"while {what}")
             if reply.kind == b"O":
-                out.append(reply.payload)
+                out_bytes += len(reply.payload)
+                if sink is None:
+                    out.append(reply.payload)
+                elif sink_error is None:
+                    try:
+                        sink.write(reply.payload)
+                    except OSError as e:
+                        sink_error = e
             elif reply.kind == b"E":
                 err.append(reply.payload)
             elif reply.kind == b"F":
                 raise AgentError(f"the guest agent failed while {what}: "
                                  f"{reply.payload.decode(errors='replace')}")
             elif reply.kind == b"X" and len(reply.payload) >= _DONE.size:
-                return self._result(reply.payload, command, out, err, start, what)
+                if sink_error is not None:
+                    raise RustkmError(f"what arrived while {what} could not be written on the "
+                                      f"host: {sink_error.strerror or sink_error}")
+                return self._result(reply.payload, command, b"".join(out), out_bytes, err,
+                                    start, what)
             else:
                 raise GuestStuck(f"the agent sent a malformed {reply.kind!r} frame while {what}")
 
-    def _result(self, done: bytes, command: str, out: list[bytes], err: list[bytes],
-                start: float, what: str) -> CommandResult:
+    def _result(self, done: bytes, command: str, stdout: bytes, out_arrived: int,
+                err: list[bytes], start: float, what: str) -> CommandResult:
         status, flags, out_bytes, err_bytes = _DONE.unpack_from(done)
-        stdout, stderr = b"".join(out), b"".join(err)
-        if (len(stdout), len(stderr)) != (out_bytes, err_bytes):
+        stderr = b"".join(err)
+        if (out_arrived, len(stderr)) != (out_bytes, err_bytes):
             raise GuestStuck(f"output was lost while {what}: the agent sent {out_bytes} + "
-                             f"{err_bytes} bytes, {len(stdout)} + {len(stderr)} arrived")
+                             f"{err_bytes} bytes, {out_arrived} + {len(stderr)} arrived")
         if flags & FLAG_STUCK:
             note = done[_DONE.size:].decode(errors="replace")
             raise GuestStuck(f"{command!r} outlived its timeout and could not be killed "

@@ -534,39 +534,61 @@ class Machine:
 
     def copy_to(self, host_path: Path, guest_path: str,
                 timeout: float = DEFAULT_TIMEOUT) -> None:
-        """Copy a host file into the guest, byte for byte, keeping its permission bits."""
+        """Copy a host file into the guest, byte for byte, keeping its permission bits. It is
+        read and sent a chunk at a time: a file larger than the host's memory copies too."""
         host = Path(host_path)
         _check_guest_path(guest_path)
         try:
-            data = host.read_bytes()
-            mode = host.stat().st_mode & 0o7777
+            source = host.open("rb")
+            mode = os.fstat(source.fileno()).st_mode & 0o7777
         except OSError as e:
             raise RustkmError(f"{self.name}: cannot copy {host} into the guest: "
                               f"{e.strerror}") from None
-        with self._step(f"copying {host} to {guest_path} ({len(data)} bytes)"):
-            for offset in range(0, max(len(data), 1), _COPY_CHUNK):
+        with source, self._step(f"copying {host} to {guest_path} "
+                                f"({os.fstat(source.fileno()).st_size} bytes)"):
+            offset = 0
+            while True:
+                try:
+                    chunk = source.read(_COPY_CHUNK)
+                except OSError as e:
+                    raise RustkmError(f"{self.name}: cannot read {host}: {e.strerror}") from None
+                if not chunk and offset:
+                    break  # an empty file is one empty write: the guest file exists
                 result = self._call(f"copy to {guest_path}", functools.partial(
-                    AgentChannel.put, guest_path=guest_path,
-                    data=data[offset:offset + _COPY_CHUNK], offset=offset, mode=mode,
-                    timeout=timeout))
+                    AgentChannel.put, guest_path=guest_path, data=chunk, offset=offset,
+                    mode=mode, timeout=timeout))
                 if result.status != 0:
                     raise CommandFailed(f"{self.name}: cannot write {guest_path} in the "
                                         f"guest: {result.err.strip()}", result)
+                offset += len(chunk)
+                if not chunk:
+                    break
 
     def copy_from(self, guest_path: str, host_path: Path,
                   timeout: float = DEFAULT_TIMEOUT) -> None:
-        """Copy a regular file out of the guest, byte for byte."""
+        """Copy a regular file out of the guest, byte for byte. Its bytes are written to a
+        file beside `host_path` as they come, which replaces `host_path` once the copy is
+        whole: a failed copy leaves `host_path` as it was."""
         _check_guest_path(guest_path)
-        with self._step(f"copying {guest_path} to {host_path}"):
-            result = self._call(f"copy from {guest_path}",
-                                lambda agent: agent.get(guest_path, timeout))
-        if result.status != 0:
-            raise CommandFailed(f"{self.name}: cannot read {guest_path} in the guest: "
-                                f"{result.err.strip()}", result)
+        host = Path(host_path)
+        partial = host.with_name(f".{host.name}.rustkm-{os.getpid()}-{id(self):x}")
         try:
-            Path(host_path).write_bytes(result.stdout)
-        except OSError as e:
-            raise RustkmError(f"{self.name}: cannot write {host_path}: {e.strerror}") from None
+            try:
+                sink = partial.open("wb")
+            except OSError as e:
+                raise RustkmError(f"{self.name}: cannot write {host}: {e.strerror}") from None
+            with sink, self._step(f"copying {guest_path} to {host}"):
+                result = self._call(f"copy from {guest_path}",
+                                    lambda agent: agent.get(guest_path, timeout, sink))
+            if result.status != 0:
+                raise CommandFailed(f"{self.name}: cannot read {guest_path} in the guest: "
+                                    f"{result.err.strip()}", result)
+            try:
+                os.replace(partial, host)
+            except OSError as e:
+                raise RustkmError(f"{self.name}: cannot write {host}: {e.strerror}") from None
+        finally:
+            partial.unlink(missing_ok=True)
 
     # -- kernel trouble -----------------------------------------------------------------
 
