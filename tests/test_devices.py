@@ -164,6 +164,49 @@ def test_snapshot_safe_devices_restore_and_qmp_reaches_them(vm):
     assert "xhci" in [p["name"] for p in vm.qmp("qom-list", path="/machine/peripheral")]
 
 
+def usb_products(vm) -> list[str]:
+    """The product strings of the USB devices the guest enumerated (hubs included)."""
+    return vm.succeed("cat /sys/bus/usb/devices/*/product 2>/dev/null; true").splitlines()
+
+
+@pytest.mark.rustkm(devices=["qemu-xhci,id=xhci", "usb-kbd,bus=xhci.0"])
+def test_usb_devices_enumerate_behind_xhci_and_follow_qmp_hotplug(vm):
+    assert "QEMU USB Keyboard" in usb_products(vm)
+    # xHCI reports a port change itself: no ACPI, no rescan.
+    vm.qmp("device_add", driver="usb-tablet", bus="xhci.0", id="tablet")
+    vm.wait_until_succeeds("grep -qx 'QEMU USB Tablet' /sys/bus/usb/devices/*/product",
+                           timeout=30)
+    vm.qmp("device_del", id="tablet")
+    vm.wait_until_fails("grep -qx 'QEMU USB Tablet' /sys/bus/usb/devices/*/product",
+                        timeout=30)
+    assert "QEMU USB Keyboard" in usb_products(vm)
+
+
+@pytest.mark.rustkm(devices=["qemu-xhci,id=xhci", "usb-kbd,bus=xhci.0"])
+def test_a_rust_usb_driver_binds_emulated_devices_and_lets_them_go(vm, kernel):
+    # The kernel's own Rust USB driver sample (built as a module with the devices fragment),
+    # given QEMU's HID devices' id (0627:0001): the keyboard, then a hotplugged tablet.
+    vm.insmod(Path(kernel.build_dir) / "samples/rust/rust_driver_usb.ko")
+    drivers = "/sys/bus/usb/drivers/rust_driver_usb"
+    vm.succeed(f"echo 0627 0001 > {drivers}/new_id")
+
+    def bound() -> int:
+        return int(vm.succeed(f"ls {drivers} | grep -c ':' || true").strip())
+
+    vm.wait_until_succeeds(f"ls {drivers} | grep -q ':'", timeout=30)
+    assert bound() == 1
+    vm.qmp("device_add", driver="usb-tablet", bus="xhci.0", id="tablet")
+    vm.wait_until_succeeds(f"[ $(ls {drivers} | grep -c ':') = 2 ]", timeout=30)
+    vm.qmp("device_del", id="tablet")  # unplugged while bound: disconnect runs
+    vm.wait_until_succeeds(f"[ $(ls {drivers} | grep -c ':') = 1 ]", timeout=30)
+    log = vm.succeed("dmesg")
+    assert log.count("Rust USB driver sample probed") == 2
+    assert log.count("Rust USB driver sample disconnected") == 1
+    vm.rmmod("rust_driver_usb")  # the keyboard's binding goes with it
+    assert vm.succeed("dmesg").count("Rust USB driver sample disconnected") == 2
+    assert "QEMU USB Keyboard" in usb_products(vm)
+
+
 def rustkm_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "rustkm.cli", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=600, check=False)
