@@ -248,6 +248,41 @@ def test_a_copy_whose_host_side_cannot_be_written_fails_cleanly_after_the_whole_
     assert not channel._buffer and select.select([channel.sock], [], [], 0.3)[0] == []
 
 
+class _Interrupted(BaseException):
+    pass
+
+
+class _StopsReading(io.RawIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[no-untyped-def,override]
+        raise _Interrupted  # as Ctrl-C would, mid-reply
+
+
+def test_the_rest_of_an_abandoned_reply_is_skipped_by_the_next_request():
+    ours, theirs = socket.socketpair()
+
+    def serve() -> None:
+        theirs.sendall(frame(b"Y", 1, b"rustkm-agent 1"))
+        for reply in (lambda n: b"".join(frame(b"O", n, b"x" * 100) for _ in range(5))
+                      + frame(b"X", n, _done(0, 500, 0)),
+                      lambda n: frame(b"O", n, b"ok\n") + frame(b"X", n, _done(0, 3, 0))):
+            head = theirs.recv(17)
+            body = struct.unpack(">I", head[13:17])[0] + 4
+            while body:
+                body -= len(theirs.recv(body))
+            theirs.sendall(reply(int.from_bytes(head[5:13], "big")))
+
+    threading.Thread(target=serve, daemon=True).start()
+    channel = AgentChannel(ours, lambda: None)
+    channel.wait_ready(5)
+    with pytest.raises(_Interrupted):
+        channel.get("/tmp/blob", 5, sink=_StopsReading())  # type: ignore[arg-type]
+    result = channel.run("echo ok", 5)
+    assert (result.status, result.stdout) == (0, b"ok\n")
+
+
 def test_a_copy_streams_into_its_sink():
     sink = io.BytesIO()
     channel = _lying_peer(lambda nonce: frame(b"O", nonce, b"abc") + frame(b"O", nonce, b"de")

@@ -97,6 +97,9 @@ class AgentChannel:
         # no stuck guest, so the host's deadlines wait; the agent's own timeouts still run on
         # the guest's clock, which stops while the guest does.
         self.debugger_may_hold = False
+        # Requests whose caller stopped reading their reply (Ctrl-C, a sink that failed): the
+        # rest of their reply is skipped when it comes, so the channel stays in step.
+        self._abandoned: set[int] = set()
 
     # -- reading frames -----------------------------------------------------------------
 
@@ -227,6 +230,15 @@ class AgentChannel:
         def deadline() -> float:
             return max(command_end, self._last_data + _TRANSFER_GRACE)
 
+        try:
+            return self._reply(nonce, command, what, deadline, start, sink)
+        except BaseException as e:
+            if not isinstance(e, GuestStuck):
+                self._abandoned.add(nonce)  # its reply may still be coming
+            raise
+
+    def _reply(self, nonce: int, command: str, what: str, deadline: Callable[[], float],
+               start: float, sink: BinaryIO | None) -> CommandResult:
         out: list[bytes] = []
         err: list[bytes] = []
         out_bytes = 0
@@ -237,6 +249,10 @@ class AgentChannel:
                 raise GuestStuck(f"the guest agent died and restarted while {what}",
                                  hint="a command killed the agent, or the guest ran out of "
                                       "memory; see the console")
+            if reply.nonce in self._abandoned:
+                if reply.kind == b"X":
+                    self._abandoned.discard(reply.nonce)
+                continue  # the rest of a reply nobody waits for any more
             if reply.nonce != nonce:
                 raise GuestStuck(f"the agent answered another request ({reply.kind!r}) "
                                  f"while {what}")

@@ -28,6 +28,7 @@ from rustkm.crash import QEMU_ARGS as CRASH_QEMU_ARGS
 from rustkm.devices import check_devices, qemu_device_names, snapshot_obstacle
 from rustkm.devicetree import merged_dtb
 from rustkm.errors import RustkmError
+from rustkm.host_file import replacing
 from rustkm.initramfs import GUEST_MODULE_DIR, InitramfsSpec, toolchain_busybox, write_initramfs
 from rustkm.kernel.guest import GuestKernel
 from rustkm.log import say, step
@@ -566,29 +567,20 @@ class Machine:
 
     def copy_from(self, guest_path: str, host_path: Path,
                   timeout: float = DEFAULT_TIMEOUT) -> None:
-        """Copy a regular file out of the guest, byte for byte. Its bytes are written to a
-        file beside `host_path` as they come, which replaces `host_path` once the copy is
-        whole: a failed copy leaves `host_path` as it was."""
+        """Copy a regular file out of the guest, byte for byte. Its bytes are written as they
+        come to a file that replaces `host_path` once the copy is whole (rustkm.host_file): a
+        failed copy leaves `host_path` as it was, and an existing one keeps its mode."""
         _check_guest_path(guest_path)
         host = Path(host_path)
-        partial = host.with_name(f".{host.name}.rustkm-{os.getpid()}-{id(self):x}")
         try:
-            try:
-                sink = partial.open("wb")
-            except OSError as e:
-                raise RustkmError(f"{self.name}: cannot write {host}: {e.strerror}") from None
-            with sink, self._step(f"copying {guest_path} to {host}"):
+            with replacing(host) as sink, self._step(f"copying {guest_path} to {host}"):
                 result = self._call(f"copy from {guest_path}",
                                     lambda agent: agent.get(guest_path, timeout, sink))
-            if result.status != 0:
-                raise CommandFailed(f"{self.name}: cannot read {guest_path} in the guest: "
-                                    f"{result.err.strip()}", result)
-            try:
-                os.replace(partial, host)
-            except OSError as e:
-                raise RustkmError(f"{self.name}: cannot write {host}: {e.strerror}") from None
-        finally:
-            partial.unlink(missing_ok=True)
+                if result.status != 0:
+                    raise CommandFailed(f"{self.name}: cannot read {guest_path} in the guest: "
+                                        f"{result.err.strip()}", result)
+        except OSError as e:
+            raise RustkmError(f"{self.name}: cannot write {host}: {e.strerror or e}") from None
 
     # -- kernel trouble -----------------------------------------------------------------
 
