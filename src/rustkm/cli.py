@@ -363,25 +363,21 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from rustkm.commands.options import (
-        built,
         check_device_syntax,
         check_module_folders,
-        chosen_lane,
+        lane_modules,
         vm_settings,
     )
     from rustkm.kernel.guest import guest_kernel
-    from rustkm.kernel.prepare import prepare_lane
     from rustkm.machine import boot
 
     command = args.command
     timeout = command_timeout()
     check_module_folders(args.modules)
     check_device_syntax(args.devices)
-    project, lane = chosen_lane(args)
-    tc, kernel = prepare_lane(lane, project)
-    kos = [ko for b in built(tc, kernel, args.modules) for ko in b.modules]
+    lane, tc, kernel, kos = lane_modules(args, args.modules)
     if args.gdb:
-        _gdb_ready(lane.name, tc, kernel)
+        _gdb_ready(lane, tc, kernel)
     with boot(guest_kernel(kernel), kos, options=vm_settings(args), toolchain=tc) as vm:
         if not args.no_load:
             for ko in kos:
@@ -399,13 +395,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_shell(args: argparse.Namespace) -> int:
     from rustkm.commands.options import (
-        built,
         check_device_syntax,
         check_module_folders,
-        chosen_lane,
+        lane_modules,
         vm_settings,
     )
-    from rustkm.kernel.prepare import prepare_lane
     from rustkm.shell import interactive_shell
 
     if not sys.stdin.isatty():
@@ -413,11 +407,9 @@ def cmd_shell(args: argparse.Namespace) -> int:
                           hint="use `rustkm run MODULE -- COMMAND` from scripts")
     check_module_folders(args.modules)
     check_device_syntax(args.devices)
-    project, lane = chosen_lane(args)
-    tc, kernel = prepare_lane(lane, project)
-    kos = [ko for b in built(tc, kernel, args.modules) for ko in b.modules]
+    lane, tc, kernel, kos = lane_modules(args, args.modules)
     if args.gdb:
-        _gdb_ready(lane.name, tc, kernel)
+        _gdb_ready(lane, tc, kernel)
     attached = functools.partial(_print_attach, tc=tc, kernel=kernel) if args.gdb else None
     return interactive_shell(tc, kernel, kos, vm_settings(args), attached)
 

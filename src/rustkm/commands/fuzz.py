@@ -46,8 +46,7 @@ def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from rustkm.commands.options import built, check_module_folders, chosen_lane
-    from rustkm.kernel.prepare import prepare_lane
+    from rustkm.commands.options import check_module_folders, lane_modules
 
     if args.replay:
         return _replay(args)
@@ -60,11 +59,9 @@ def _cmd(args: argparse.Namespace) -> int:
     check_module_folders(args.dirs)
     # Unless a lane is named, the debug lane: KASAN, lockdep, kmemleak see what goes wrong;
     # the modules are instrumented for coverage where the kernel has KCOV (the debug lane).
-    project, lane = chosen_lane(args, fallback="debug")
-    tc, kernel = prepare_lane(lane, project)
-    kos = [ko for build in built(tc, kernel, args.dirs, coverage=True) for ko in build.modules]
+    lane, tc, kernel, kos = lane_modules(args, args.dirs, coverage=True, fallback="debug")
     seed = args.seed if args.seed is not None else random.randrange(1, 2**31)
-    return _fuzz(args, lane.name, tc, kernel, kos, seed)
+    return _fuzz(args, lane, tc, kernel, kos, seed)
 
 
 def _fuzz(args: argparse.Namespace, lane: str, tc: Toolchain, kernel: KernelBuild,

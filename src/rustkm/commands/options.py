@@ -98,6 +98,19 @@ def build_modules(args: argparse.Namespace, dirs: list[Path], coverage: bool = F
     return tc, kernel, built(tc, kernel, dirs, bool(getattr(args, "clippy", False)), coverage)
 
 
+def lane_modules(args: argparse.Namespace, dirs: list[Path], coverage: bool = False,
+                 fallback: str = "default"
+                 ) -> tuple[str, Toolchain, KernelBuild, list[Path]]:
+    """The chosen lane's name, toolchain and kernel, and the .ko files of `dirs` built for it
+    (for the verbs that boot them and name the lane)."""
+    from rustkm.kernel.prepare import prepare_lane
+
+    project, lane = chosen_lane(args, fallback)
+    tc, kernel = prepare_lane(lane, project)
+    kos = [ko for b in built(tc, kernel, dirs, coverage=coverage) for ko in b.modules]
+    return lane.name, tc, kernel, kos
+
+
 def built(tc: Toolchain, kernel: KernelBuild, dirs: list[Path], clippy: bool = False,
           coverage: bool = False) -> list[ModuleBuild]:
     """The modules of `dirs`, built for `kernel`."""
