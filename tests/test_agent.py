@@ -363,6 +363,26 @@ def test_in_a_guest_killing_the_keeper_or_the_agent_is_reported_at_once(vm):
     assert time.monotonic() - start < 8
 
 
+def test_in_a_guest_bytes_that_are_not_a_frame_fail_the_call_with_the_console_tail(
+        rustkm_kernel, monkeypatch):
+    # On the serial channel a root command can write to the agent's port itself (out of scope
+    # as an attack): the call must fail loudly, as GuestStuck naming what came, with the
+    # console's last lines in its details, and the VM must be gone.
+    import rustkm
+
+    monkeypatch.setenv("RUSTKM_CHANNEL", "serial")
+    tc, kernel = rustkm_kernel
+    with rustkm.boot(kernel, toolchain=tc, name="garbled") as vm:
+        start = time.monotonic()
+        with pytest.raises(GuestStuck, match="not a frame") as raised:
+            vm.run("echo garbled-reply-mark > /dev/kmsg; sleep 0.5; "
+                   "printf 'no frame\\n' > /dev/ttyS1; sleep 30", timeout=60)
+        assert time.monotonic() - start < 20  # at once, not when the command ends
+        assert "garbled-reply-mark" in (raised.value.details or "")
+        with pytest.raises(RustkmError, match="not running"):
+            vm.run("true")
+
+
 def test_a_job_that_keeps_writing_never_stalls_between_requests(agent, tmp_path):
     done = tmp_path / "wrote"
     agent.run(f"(for i in $(seq 1 400); do head -c 1000 /dev/zero; done; touch {done}) &", 10)

@@ -124,11 +124,18 @@ class AgentChannel:
             self._last_data = time.monotonic()
 
     def _read_frame(self, deadline: Callable[[], float], what: str) -> _Frame:
+        # The magic first: bytes that are not a frame fail the call as soon as they differ
+        # from it, not when enough has come for a whole header (a short line of garbage would
+        # otherwise wait for the command's own reply).
+        have = b""
+        while len(have) < len(MAGIC):
+            self._fill(len(have) + 1, deadline, what)
+            have = bytes(self._buffer[:len(MAGIC)])
+            if not MAGIC.startswith(have):
+                raise GuestStuck(f"the agent sent bytes that are not a frame while {what}: "
+                                 f"{bytes(self._buffer[:32])!r}")
         self._fill(_HEADER.size, deadline, what)
-        magic, kind, nonce, length = _HEADER.unpack_from(self._buffer)
-        if magic != MAGIC:
-            raise GuestStuck(f"the agent sent bytes that are not a frame while {what}: "
-                             f"{bytes(self._buffer[:32])!r}")
+        _, kind, nonce, length = _HEADER.unpack_from(self._buffer)
         if length > _MAX_FRAME:
             raise GuestStuck(f"the agent announced a {length}-byte frame while {what}")
         total = _HEADER.size + length + 4

@@ -41,8 +41,9 @@ BUILT_IN = ("default", "debug", "kernel-tests", "debian:latest", "debian:next")
 # The bundled fragment (src/rustkm/configs/kernel-tests.config) of the kernel-tests lane.
 KERNEL_TESTS_FRAGMENT = "kernel-tests"
 # debian:latest, debian:next, or a Debian kernel release such as debian:7.2.13+deb14-amd64.
-_STOCK = re.compile(r"^debian:(latest|next|\d+\.\d+(\.\d+)?(~rc\d+)?(\+deb\d+)?-[a-z0-9-]+)$")
-_RELEASE = re.compile(r"^debian:\d+\.\d+(\.\d+)?(~rc\d+)?(\+deb\d+)?-[a-z0-9-]+$")
+_RELEASE_BODY = r"\d+\.\d+(\.\d+)?(~rc\d+)?(\+deb\d+)?-[a-z0-9-]+"
+_STOCK = re.compile(rf"^debian:(latest|next|{_RELEASE_BODY})$")
+_RELEASE = re.compile(rf"^debian:{_RELEASE_BODY}$")
 BUILD_STAMP = "rustkm-build.json"
 TOOLCHAINS = ("debian", "host")
 
