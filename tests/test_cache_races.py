@@ -20,7 +20,7 @@ from rustkm.cache import publish_once, sha256_file, write_atomic
 from rustkm.errors import RustkmError
 from rustkm.initramfs import InitramfsSpec, build_initramfs, write_initramfs
 from rustkm.kernel import source as source_stage
-from rustkm.kernel.build import KernelBuild
+from rustkm.kernel.build import KernelBuild, _object_counts, record_steps
 from rustkm.kernel.source import DebianArchive, KernelSource, extract_deb
 from rustkm.lockfile import LockedPackage
 from rustkm.module import build_module
@@ -172,6 +172,35 @@ def test_an_entry_that_is_not_ready_is_replaced(tmp_path):
 
     publish_once(dest, "the headers", extract, ready=lambda d: (d / ".rustkm-complete").exists())
     assert [p.name for p in dest.iterdir()] == [".rustkm-complete"]
+
+
+def test_builds_finishing_at_once_lose_no_step_count(tmp_path):
+    counts = tmp_path / "object-counts.json"
+    record_steps(counts, "resumed", 1500)
+
+    def record(i: int) -> None:
+        for n in range(25):
+            record_steps(counts, f"kernel-{i}-{n}", 1000 + n)
+        record_steps(counts, "resumed", 200 + i)  # a resumed build's fewer steps
+
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            seen.append(len(_object_counts(counts)))
+
+    watcher = threading.Thread(target=reader)
+    watcher.start()
+    try:
+        assert run_in_processes(record, 4) == []
+    finally:
+        stop.set()
+        watcher.join()
+    final = _object_counts(counts)
+    assert len(final) == 101 and final["resumed"] == 1500
+    assert all(final[f"kernel-{i}-{n}"] == 1000 + n for i in range(4) for n in range(25))
+    assert seen and min(seen) >= 1  # a reader never saw an empty or torn file
 
 
 def test_write_atomic_replaces_a_file_whole_for_every_reader(tmp_path):

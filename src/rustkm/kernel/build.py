@@ -286,10 +286,7 @@ def _compile(tc: Toolchain, source: KernelSource, build_dir: Path, key: str,
             raise _build_failure("".join(tail), "(kernel build)", causes)
         say(f"{done} build steps")
     if done > 100:
-        with locked(counts_file, "the kernel build step counts"):  # builds of other keys
-            counts = _object_counts(counts_file)
-            counts[key] = max(done, counts.get(key, 0))  # a resumed build does fewer
-            write_atomic(counts_file, json.dumps(counts))
+        record_steps(counts_file, key, done)
 
 
 # Build steps of this project's default kernel (Linux 7.2, rustkm's fragments and LKMPG's),
@@ -309,6 +306,16 @@ def time_left(done: int, expected: int, elapsed: float) -> str:
         return "time left unknown" if done < 50 else "nearly done"
     left = elapsed / done * (expected - done)
     return f"about {max(1, round(left / 60))} min left"
+
+
+def record_steps(counts_file: Path, key: str, steps: int) -> None:
+    """Remember how many steps the build `key` took, beside other kernels' counts: read,
+    changed and written whole under a lock, so that builds of other keys finishing at the same
+    time lose none. A resumed build does fewer steps: the larger count stays."""
+    with locked(counts_file, "the kernel build step counts"):
+        counts = _object_counts(counts_file)
+        counts[key] = max(steps, counts.get(key, 0))
+        write_atomic(counts_file, json.dumps(counts))
 
 
 def _object_counts(counts_file: Path) -> dict[str, int]:
