@@ -147,10 +147,27 @@ def test_stale_vm_folders_are_removed_and_live_ones_kept(tmp_path):
     (qemu_alive / "qemu.pid").write_text(process_identity(os.getpid()) or "")
     being_made = tmp_path / "rustkm-machine-new"
     being_made.mkdir()
+    abandoned = tmp_path / "rustkm-machine-abandoned"  # its maker died before naming itself
+    abandoned.mkdir()
+    os.utime(abandoned, (time.time() - 700, time.time() - 700))
     live = make_workdir("machine", tmp_path)
-    assert not stale.exists()
+    assert not stale.exists() and not abandoned.exists()
     assert live.exists() and qemu_alive.exists() and being_made.exists()
     assert remove_stale(tmp_path) == []
+
+
+def test_vm_folders_made_at_once_by_many_processes_are_never_swept_from_under_them(tmp_path):
+    # Seen with pytest -n 4: a worker's sweep read another's owner file between its creation
+    # and its write (empty: "no owner alive") and removed the folder of a VM being started.
+    from racing import run_in_processes
+
+    def start_vms(i: int) -> None:
+        for n in range(150):
+            folder = make_workdir(f"race{i}", tmp_path)
+            (folder / "qemu.stderr").write_text(f"{i} {n}")  # as QemuProcess does first
+            shutil.rmtree(folder)
+
+    assert run_in_processes(start_vms, 4) == []
 
 
 def test_a_vm_folder_left_by_a_killed_owner_goes_at_the_next_start(kernel, tmp_path):

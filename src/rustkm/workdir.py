@@ -1,7 +1,7 @@
 """A VM's temporary folder (sockets, console log), and the removal of those whose owner died.
 
-Each folder names its owner process (pid and start time, so a reused pid does not count) and,
-once started, its QEMU. A folder is stale when neither is alive any more: a process killed with
+Each folder names its owner process (pid and start time, so a reused pid does not count; the
+record is written whole, by a rename) and, once started, its QEMU. A folder is stale when neither is alive any more: a process killed with
 SIGKILL cannot clean up after itself, so the next VM started on the machine does it.
 """
 
@@ -10,11 +10,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 PREFIX = "rustkm-"
 _OWNER = "owner"
 _QEMU = "qemu.pid"
+# A folder without an owner yet is being made; one still without after this long was left by
+# a process killed between making it and naming itself.
+_MAKING = 600.0
 
 
 def process_identity(pid: int) -> str | None:
@@ -38,6 +42,13 @@ def _alive(record: Path) -> bool:
     return pid.isdigit() and process_identity(int(pid)) == identity
 
 
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def remove_stale(base: Path) -> list[Path]:
     """Remove the VM folders under `base` whose owner and QEMU are both gone."""
     removed = []
@@ -48,8 +59,11 @@ def remove_stale(base: Path) -> list[Path]:
                 continue
         except OSError:
             continue
-        if not owner.exists() or _alive(owner) or _alive(folder / _QEMU):
-            continue  # being made right now, or still in use
+        if not owner.exists():
+            if _age(folder) < _MAKING:
+                continue  # being made right now
+        elif _alive(owner) or _alive(folder / _QEMU):
+            continue  # still in use
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
     return removed
@@ -61,7 +75,11 @@ def make_workdir(name: str, base: Path | None = None) -> Path:
     remove_stale(base)
     folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{name}-", dir=base))
     identity = process_identity(os.getpid())
-    (folder / _OWNER).write_text(f"{identity}\n")
+    # Whole or absent: another process's sweep must never read it half-written (empty, so
+    # "no owner alive") and remove the folder of a VM being started.
+    partial = folder / f".{_OWNER}"
+    partial.write_text(f"{identity}\n")
+    partial.replace(folder / _OWNER)
     return folder
 
 

@@ -13,15 +13,19 @@
 //! is on. The original then writes the GPIO right there; a gpio-sim line (like an I2C
 //! expander's) may sleep, which a hard IRQ handler must not, so the write happens in the
 //! IRQ's thread (`request_threaded_irq`), the kernel's way for such chips. The LED's state is
-//! kept in an atomic the hard handler can read. Every interrupt is counted and logged with the
-//! context it runs in.
+//! kept in an atomic the hard handler can read; the two IRQs' threads write the line under one
+//! mutex, each reading the state once it holds it, so the line always ends as the last press
+//! left it (without it, a thread that read "on" and was preempted could write "on" after the
+//! other thread wrote a later "off"). Every interrupt is counted and logged with the context it
+//! runs in.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::{
     irq::{IrqReturn, ThreadedIrqReturn},
+    new_mutex,
     prelude::*,
     str::CStr,
-    sync::Arc,
+    sync::{Arc, Mutex},
 };
 
 #[path = "../../lib/compat.rs"]
@@ -57,6 +61,7 @@ module! {
 const CHIP: &CStr = c"lkmpg-gpio";
 
 /// The LED, the two buttons and what the interrupts saw.
+#[pin_data(PinnedDrop)]
 struct Buttons {
     led: Line,
     buttons: [Line; 2],
@@ -66,6 +71,9 @@ struct Buttons {
     led_on: AtomicBool,
     /// Interrupts seen per button.
     count: [AtomicU32; 2],
+    /// Held by the IRQ thread that writes the LED line.
+    #[pin]
+    led_write: Mutex<()>,
 }
 
 impl gpio::Handler for Buttons {
@@ -93,6 +101,7 @@ impl gpio::Handler for Buttons {
     }
 
     fn handle_threaded(&self, _irq: u32) -> IrqReturn {
+        let _writing = self.led_write.lock();
         let on = self.led_on.load(Ordering::Acquire);
         match self.led.set(on) {
             Ok(()) => pr_info!(
@@ -106,9 +115,10 @@ impl gpio::Handler for Buttons {
     }
 }
 
-impl Drop for Buttons {
+#[pinned_drop]
+impl PinnedDrop for Buttons {
     /// Runs once both IRQs are freed: turn the LED off, as the original's exit does.
-    fn drop(&mut self) {
+    fn drop(self: Pin<&mut Self>) {
         match self.led.set(false) {
             Ok(()) => pr_info!("LED OFF (exit)\n"),
             Err(e) => pr_err!("Unable to turn the LED off: {}\n", e.to_errno()),
@@ -165,14 +175,15 @@ impl kernel::Module for Intrpt {
             on.to_irq().inspect_err(irq_error)?,
             off.to_irq().inspect_err(irq_error)?,
         ];
-        let buttons = Arc::new(
-            Buttons {
+        let buttons = Arc::pin_init(
+            pin_init!(Buttons {
                 led,
                 buttons: [on, off],
                 irqs,
                 led_on: AtomicBool::new(false),
                 count: [AtomicU32::new(0), AtomicU32::new(0)],
-            },
+                led_write <- new_mutex!(()),
+            }),
             GFP_KERNEL,
         )?;
         let button1 = Irq::request_threaded(
