@@ -149,9 +149,14 @@ def test_stale_vm_folders_are_removed_and_live_ones_kept(tmp_path):
     being_made.mkdir()
     abandoned = tmp_path / "rustkm-machine-abandoned"  # its maker died before naming itself
     abandoned.mkdir()
-    os.utime(abandoned, (time.time() - 700, time.time() - 700))
+    (abandoned / ".owner").write_text(_dead_process_identity())
+    not_a_vm = tmp_path / "rustkm-matrix-results"  # rustkm matrix's, or a user's folder
+    not_a_vm.mkdir()
+    (not_a_vm / "cell.xml").write_text("<testsuite/>")
+    for old in (abandoned, not_a_vm):
+        os.utime(old, (time.time() - 700, time.time() - 700))
     live = make_workdir("machine", tmp_path)
-    assert not stale.exists() and not abandoned.exists()
+    assert not stale.exists() and not abandoned.exists() and not_a_vm.exists()
     assert live.exists() and qemu_alive.exists() and being_made.exists()
     assert remove_stale(tmp_path) == []
 

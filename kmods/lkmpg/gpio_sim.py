@@ -72,7 +72,7 @@ def interrupts(vm, module: str, button: int) -> list[int]:
                                        vm.dmesg())]
 
 
-def check_all_counted(vm, numbers: list[int], total: int) -> None:
+def check_all_counted(numbers: list[int], total: int) -> None:
     """The interrupt numbers a module logged run 1..`total` in order: none lost, none doubled,
     and the last is the module's own count."""
     assert numbers == list(range(1, total + 1)), numbers

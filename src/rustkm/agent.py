@@ -133,7 +133,7 @@ class AgentChannel:
             have = bytes(self._buffer[:len(MAGIC)])
             if not MAGIC.startswith(have):
                 raise GuestStuck(f"the agent sent bytes that are not a frame while {what}: "
-                                 f"{bytes(self._buffer[:32])!r}")
+                                 f"{self._foreign_bytes()!r}")
         self._fill(_HEADER.size, deadline, what)
         _, kind, nonce, length = _HEADER.unpack_from(self._buffer)
         if length > _MAX_FRAME:
@@ -146,6 +146,22 @@ class AgentChannel:
             raise GuestStuck(f"a frame from the agent arrived damaged (CRC) while {what}")
         del self._buffer[:total]
         return _Frame(kind, nonce, payload)
+
+    def _foreign_bytes(self) -> bytes:
+        """What came instead of a frame, up to 32 bytes or a line: the rest is waited for up
+        to half a second, so the error shows more than the first byte that differed."""
+        end = time.monotonic() + 0.5
+        while len(self._buffer) < 32 and b"\n" not in self._buffer and time.monotonic() < end:
+            try:
+                chunk = self.sock.recv(32 - len(self._buffer))
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            self._buffer += chunk
+        return bytes(self._buffer[:32])
 
     def wait_ready(self, timeout: float) -> None:
         end = time.monotonic() + timeout

@@ -1,8 +1,9 @@
 """A VM's temporary folder (sockets, console log), and the removal of those whose owner died.
 
 Each folder names its owner process (pid and start time, so a reused pid does not count; the
-record is written whole, by a rename) and, once started, its QEMU. A folder is stale when neither is alive any more: a process killed with
-SIGKILL cannot clean up after itself, so the next VM started on the machine does it.
+record is written whole, by a rename) and, once started, its QEMU. A folder is stale when
+neither is alive any more: a process killed with SIGKILL cannot clean up after itself, so the
+next VM started on the machine does it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from pathlib import Path
 PREFIX = "rustkm-"
 _OWNER = "owner"
 _QEMU = "qemu.pid"
-# A folder without an owner yet is being made; one still without after this long was left by
-# a process killed between making it and naming itself.
+# A folder holding only a partial owner record is being made; one still so after this long was
+# left by a process killed between making it and naming itself.
 _MAKING = 600.0
 
 
@@ -49,8 +50,19 @@ def _age(path: Path) -> float:
         return 0.0
 
 
+def _only_partial_owner(folder: Path) -> bool:
+    """Whether `folder` holds only an owner record not yet renamed into place: what a process
+    killed while making its VM folder leaves."""
+    try:
+        return [p.name for p in folder.iterdir()] == [f".{_OWNER}"]
+    except OSError:
+        return False
+
+
 def remove_stale(base: Path) -> list[Path]:
-    """Remove the VM folders under `base` whose owner and QEMU are both gone."""
+    """Remove the VM folders under `base` whose owner and QEMU are both gone, and those a
+    process killed while making them left (only a partial owner record, older than 10 min).
+    A folder without an owner record is otherwise never touched."""
     removed = []
     for folder in base.glob(f"{PREFIX}*"):
         owner = folder / _OWNER
@@ -60,8 +72,8 @@ def remove_stale(base: Path) -> list[Path]:
         except OSError:
             continue
         if not owner.exists():
-            if _age(folder) < _MAKING:
-                continue  # being made right now
+            if _age(folder) < _MAKING or not _only_partial_owner(folder):
+                continue  # being made right now, or not a VM folder (rustkm matrix's results)
         elif _alive(owner) or _alive(folder / _QEMU):
             continue  # still in use
         shutil.rmtree(folder, ignore_errors=True)
