@@ -8,11 +8,32 @@ import os
 import queue
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 FORK = multiprocessing.get_context("fork")
+
+
+def reads_during(read: Callable[[], object], action: Callable[[], object]) -> list[object]:
+    """What `read` returned, called over and over in a thread while `action` ran."""
+    seen: list[object] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            seen.append(read())
+
+    watcher = threading.Thread(target=reader)
+    watcher.start()
+    try:
+        action()
+    finally:
+        stop.set()
+        watcher.join()
+    return seen
 
 
 def run_in_processes(target, count: int, *args) -> list[str]:

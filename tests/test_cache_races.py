@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from racing import FORK, install_fake_apt, make_deb, needs_dpkg, run_in_processes
+from racing import FORK, install_fake_apt, make_deb, needs_dpkg, reads_during, run_in_processes
 
 from rustkm import module as module_stage
 from rustkm import toolchain as toolchain_stage
@@ -183,20 +183,10 @@ def test_builds_finishing_at_once_lose_no_step_count(tmp_path):
             record_steps(counts, f"kernel-{i}-{n}", 1000 + n)
         record_steps(counts, "resumed", 200 + i)  # a resumed build's fewer steps
 
-    seen: list[int] = []
-    stop = threading.Event()
-
-    def reader() -> None:
-        while not stop.is_set():
-            seen.append(len(_object_counts(counts)))
-
-    watcher = threading.Thread(target=reader)
-    watcher.start()
-    try:
-        assert run_in_processes(record, 4) == []
-    finally:
-        stop.set()
-        watcher.join()
+    errors: list[str] = []
+    seen = reads_during(lambda: len(_object_counts(counts)),
+                        lambda: errors.extend(run_in_processes(record, 4)))
+    assert errors == []
     final = _object_counts(counts)
     assert len(final) == 101 and final["resumed"] == 1500
     assert all(final[f"kernel-{i}-{n}"] == 1000 + n for i in range(4) for n in range(25))
@@ -212,20 +202,10 @@ def test_write_atomic_replaces_a_file_whole_for_every_reader(tmp_path):
         for n in range(40):
             write_atomic(path, versions[n % 4])
 
-    reads: list[bool] = []
-    stop = threading.Event()
-
-    def reader() -> None:
-        while not stop.is_set():
-            reads.append(path.read_bytes() in versions)
-
-    watcher = threading.Thread(target=reader)
-    watcher.start()
-    try:
-        assert run_in_processes(writer, 2) == []
-    finally:
-        stop.set()
-        watcher.join()
+    errors: list[str] = []
+    reads = reads_during(lambda: path.read_bytes() in versions,
+                         lambda: errors.extend(run_in_processes(writer, 2)))
+    assert errors == []
     assert reads and all(reads)
     assert oct(path.stat().st_mode & 0o777) == "0o644"
     assert [p.name for p in tmp_path.iterdir()] == ["stamp.json"]

@@ -88,7 +88,9 @@ def make_workdir(name: str, base: Path | None = None) -> Path:
     folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{name}-", dir=base))
     identity = process_identity(os.getpid())
     # Whole or absent: another process's sweep must never read it half-written (empty, so
-    # "no owner alive") and remove the folder of a VM being started.
+    # "no owner alive") and remove the folder of a VM being started. A rename under a fixed
+    # name, not cache.write_atomic: its fsync would cost every VM start a disk sync (/tmp is
+    # on disk here) for a record that need not outlive its process.
     partial = folder / f".{_OWNER}"
     partial.write_text(f"{identity}\n")
     partial.replace(folder / _OWNER)
