@@ -72,6 +72,12 @@ def interrupts(vm, module: str, button: int) -> list[int]:
                                        vm.dmesg())]
 
 
+def bottom_halves(vm, module: str, kind: str) -> list[str]:
+    """The contexts `module`'s bottom halves ("Bottom half KIND starts (CONTEXT)") started in,
+    from the kernel's log, as interrupts() reads it."""
+    return re.findall(rf"{module}: Bottom half {kind} starts \(([^)\n]*)\)", vm.dmesg())
+
+
 def check_all_counted(numbers: list[int], total: int) -> None:
     """The interrupt numbers a module logged run 1..`total` in order: none lost, none doubled,
     and the last is the module's own count."""

@@ -3,7 +3,6 @@ interrupt and wakes the IRQ thread, the bottom half (in the thread) drives the L
 takes 500 ms; rmmod waits for a running bottom half and frees the IRQs; a missing chip fails
 insmod cleanly."""
 
-import re
 
 import gpio_sim
 import pytest
@@ -29,9 +28,8 @@ def interrupts(vm, button: int) -> list[int]:
 
 
 def bottom_halves(vm) -> list[str]:
-    """The contexts the bottom halves started in, from the kernel's log (the serial console
-    can lose bytes under load)."""
-    return re.findall(rf"{NAME}: Bottom half task starts \(([^)\n]*)\)", vm.dmesg())
+    """The contexts the bottom halves started in."""
+    return gpio_sim.bottom_halves(vm, NAME, "task")
 
 
 def test_buttons_turn_the_led_on_and_off_in_the_bottom_half(vm, chip):

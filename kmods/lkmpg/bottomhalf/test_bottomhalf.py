@@ -3,7 +3,6 @@ interrupt and schedules a work item, the bottom half (a kworker, task context) d
 line and sleeps 500 ms; rmmod frees the IRQs and waits for a scheduled bottom half; a missing
 chip fails insmod cleanly."""
 
-import re
 
 import gpio_sim
 import pytest
@@ -29,9 +28,8 @@ def interrupts(vm, button: int) -> list[int]:
 
 
 def bottom_halves(vm) -> list[str]:
-    """The contexts the bottom halves started in, from the kernel's log (the serial console
-    can lose bytes under load)."""
-    return re.findall(rf"{NAME}: Bottom half workqueue starts \(([^)\n]*)\)", vm.dmesg())
+    """The contexts the bottom halves started in."""
+    return gpio_sim.bottom_halves(vm, NAME, "workqueue")
 
 
 def test_buttons_turn_the_led_on_and_off_in_the_bottom_half(vm, chip):
