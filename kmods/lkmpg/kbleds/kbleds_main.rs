@@ -12,14 +12,14 @@
 //! 7.2's Rust has no tty or VT bindings: `kbleds_glue.c` finds the tty and calls its ioctl.
 
 use kernel::{
-    ffi, new_delayed_work,
+    bindings, ffi, new_delayed_work,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
         Arc, Completion,
     },
     time::msecs_to_jiffies,
-    workqueue::{self, impl_has_delayed_work, DelayedWork, WorkItem},
+    workqueue::{self, impl_has_delayed_work, DelayedWork, Work, WorkItem},
 };
 
 module! {
@@ -146,6 +146,14 @@ impl Drop for KbLeds {
         // The one work item in flight sees the flag within a blink and stops queueing.
         self.blinker.stop.store(true, Relaxed);
         self.blinker.stopped.wait_for_completion();
+        // The completion wakes us while its work function is still returning through this
+        // module's code: wait until it has left, or the module's text is freed under it.
+        // The item is not queued again, so this only waits for the running one (7.2's
+        // `kernel::workqueue` has no flush).
+        // SAFETY: `work` is an initialised work item inside the live `Arc` held by `self`.
+        unsafe {
+            bindings::flush_work(Work::raw_get(DelayedWork::raw_as_work(&self.blinker.work)))
+        };
         let _ = set_leds(RESTORE_LEDS);
     }
 }

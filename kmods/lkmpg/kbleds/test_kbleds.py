@@ -37,3 +37,12 @@ def test_a_console_nobody_has_open_is_skipped_not_an_oops(vm):
     vm.wait_for_console_text(r"kbleds: unloading")
     vm.insmod("kbleds")  # and it loads again
     vm.rmmod("kbleds")
+
+
+def test_unloading_at_any_point_of_a_blink_runs_no_freed_code(vm):
+    # rmmod waits for the blink in flight; the module's text goes only once that blink has
+    # returned. Unloads land before, during and after the first blink (due at 200 ms); an oops
+    # (code run from freed module memory) fails the test at teardown.
+    vm.succeed("for i in $(seq 1 24); do insmod /lib/modules/rustkm/kbleds.ko && "
+               "usleep $((i * 12000)) && rmmod kbleds || exit 1; done", timeout=120)
+    assert vm.console_log.count("kbleds: unloading") == 24
