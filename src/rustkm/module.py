@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rustkm import module_stamp
 from rustkm.cache import cache_key, locked
 from rustkm.errors import RustkmError
 from rustkm.kernel.build import KernelBuild, ccache_env
@@ -75,10 +77,22 @@ def build_module(tc: Toolchain, kernel: KernelBuild, folder: Path,
         # Recompile so that clippy sees every file, not only the ones that changed.
         for obj in output.glob("*.o"):
             obj.unlink()
-    with locked(output, f"the build of {folder.name}"), step(f"building {folder.name}"):
-        proc = tc.run(argv, cwd=folder, env=ccache_env(),
-                      binds=[kernel.source.tree, folder.parent, _project_root(folder),
-                             *extra_binds], check=False, timeout=MODULE_BUILD_TIMEOUT)
+    modules = tuple(output / f"{name}.ko" for name in names)
+    binds = [kernel.source.tree, folder.parent, _project_root(folder), *extra_binds]
+    by_content = (folder, _project_root(folder))
+    with locked(output, f"the build of {folder.name}"):
+        if not clippy and module_stamp.current(output, folder, argv, modules, by_content):
+            return ModuleBuild(folder, output, modules)  # what make would leave as it is
+        (output / module_stamp.STAMP).unlink(missing_ok=True)
+        started = time.time_ns()
+        with step(f"building {folder.name}"):
+            proc = tc.run(argv, cwd=folder, env=ccache_env(), binds=binds, check=False,
+                          timeout=MODULE_BUILD_TIMEOUT)
+        if proc.returncode == 0 and not clippy and all(m.is_file() for m in modules):
+            module_stamp.record(output, folder, argv, modules, by_content,
+                                lambda p: tc.host_path(p, binds), started,
+                                also=(kernel.build_dir / "Module.symvers",
+                                      kernel.build_dir / ".config"))
     if proc.returncode == 0 and clippy and "warning:" in (proc.stdout or ""):
         raise RustkmError(f"clippy has warnings for {folder}",
                           details=_compiler_messages(proc.stdout or ""))
@@ -90,7 +104,6 @@ def build_module(tc: Toolchain, kernel: KernelBuild, folder: Path,
                                  stock=bool(kernel.image_path))
         raise RustkmError(f"the module in {folder} does not compile",
                           details=_compiler_messages(proc.stdout or ""), hint=hint)
-    modules = tuple(output / f"{name}.ko" for name in names)
     for module in modules:
         if not module.is_file():
             raise RustkmError(f"make succeeded but {module.name} was not produced",

@@ -96,6 +96,16 @@ class Toolchain:
             cmd += ["--chdir", str(cwd.resolve())]
         return cmd + ["--remount-ro", "/", "--", *argv]
 
+    def host_path(self, inside: Path, binds: Sequence[Path] = ()) -> Path:
+        """Where a path a command saw inside this toolchain's sandbox (run with `binds`)
+        is on the host: the bound folders are at their own paths, the rest is the root's."""
+        if self.root is None or inside.is_relative_to("/tmp"):
+            return inside
+        for path in (store_dir(), *self.extra_binds, *binds):
+            if inside.is_relative_to(path.resolve()):
+                return inside
+        return self.root / inside.relative_to("/")
+
     def run(self, argv: Sequence[str], cwd: Path | None = None,
             env: Mapping[str, str] | None = None, binds: Sequence[Path] = (),
             capture: bool = True, check: bool = True,
