@@ -143,7 +143,7 @@ def test_a_guest_panic_ends_the_call_not_hangs(vm):
     assert "sysrq triggered crash" in str(trouble.value)
 
 
-@TROUBLE
+@pytest.mark.rustkm(modules=["kmods/trouble"], hung_task_seconds=2)
 def test_a_task_stuck_in_d_state_is_reported_as_a_hung_task(vm):
     with pytest.raises(KernelTrouble) as trouble:
         vm.insmod("trouble", action=3, seconds=60, timeout=2)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from rustkm import module_stamp
+from rustkm.errors import RustkmError
 from rustkm.module import build_module
 from rustkm.toolchain import Toolchain
 
@@ -126,8 +127,20 @@ def test_a_damaged_stamp_or_one_for_another_command_means_make(rustkm_kernel, mo
     stamp.write_text(json.dumps(data))
     build_module(tc, kernel, module)
     assert len(makes) == 3
-    assert build_module(tc, kernel, module, clippy=True).modules  # clippy never skips
-    assert len(makes) == 4
+
+
+def test_a_clean_clippy_verdict_is_kept_a_warning_never_is(rustkm_kernel, module, makes):
+    tc, kernel = rustkm_kernel
+    build_module(tc, kernel, module, clippy=True)
+    build_module(tc, kernel, module, clippy=True)
+    assert len(makes) == 1  # the same files: clippy would say the same
+    main = module / "stamped_main.rs"
+    main.write_text(main.read_text().replace("Ok(Stamped)", "let _ = 2u32 as u32;\n        Ok(Stamped)"))
+    saved(main)
+    for _ in range(2):
+        with pytest.raises(RustkmError, match="clippy has warnings"):
+            build_module(tc, kernel, module, clippy=True)
+    assert len(makes) == 3
 
 
 def test_a_source_edited_while_make_runs_gets_no_stamp(rustkm_kernel, module, makes,

@@ -79,6 +79,7 @@ class Machine:
         self._qemu: QemuProcess | None = None
         self._console: ConsoleLog | None = None
         self._agent: AgentChannel | None = None
+        self._agent_ready = False  # it greeted (or was restored): it can be asked things
         self._qmp: QmpClient | None = None
         self._checked = 0  # console lines already searched for trouble
         self._request_mark = 0  # console lines before the request in flight
@@ -208,11 +209,13 @@ class Machine:
             except (RustkmError, OSError) as e:
                 raise _refused_start(self._qemu, e) from None
             try:
+                self._agent_ready = False
                 if snapshot is not None:
                     restore(self._qmp, snapshot)
                     self._agent.seed()
                 else:
                     self._agent.wait_ready(self.options.boot_timeout)
+                self._agent_ready = True
             except GuestStuck as e:
                 self._raise_trouble("boot")
                 raise GuestStuck(f"{self.name} did not boot: {e.message}",
@@ -303,6 +306,9 @@ class Machine:
         written to the kernel log comes out after it. (A quiet spell is no proof: a loaded
         host can stall the guest in the middle of a report.)"""
         assert self._console is not None and self._agent is not None
+        if not self._agent_ready:  # a boot that failed: nobody to write the mark
+            self._console.settle(0.2, 1.0)
+            return
         mark = f"rustkm-teardown-{os.urandom(6).hex()}"
         start = len(self._console.lines)
         try:

@@ -73,22 +73,25 @@ def build_module(tc: Toolchain, kernel: KernelBuild, folder: Path,
     argv = ["make", "-C", str(kernel.build_dir), f"M={folder}", f"MO={output}",
             *kernel.module_make_args(), f"KRUSTFLAGS={rustflags}", *kcov,
             *(["CLIPPY=1"] if clippy else [])]
-    if clippy:
-        # Recompile so that clippy sees every file, not only the ones that changed.
-        for obj in output.glob("*.o"):
-            obj.unlink()
     modules = tuple(output / f"{name}.ko" for name in names)
     binds = [kernel.source.tree, folder.parent, _project_root(folder), *extra_binds]
     by_content = (folder, _project_root(folder))
     with locked(output, f"the build of {folder.name}"):
-        if not clippy and module_stamp.current(output, folder, argv, modules, by_content):
-            return ModuleBuild(folder, output, modules)  # what make would leave as it is
+        # Current: make would change nothing (for clippy: the last run had no warnings, and
+        # clippy would say the same of the same files, as cargo clippy replays its verdict).
+        if module_stamp.current(output, folder, argv, modules, by_content):
+            return ModuleBuild(folder, output, modules)
         (output / module_stamp.STAMP).unlink(missing_ok=True)
+        if clippy:
+            # Recompile so that clippy sees every file, not only the ones that changed.
+            for obj in output.glob("*.o"):
+                obj.unlink()
         started = time.time_ns()
         with step(f"building {folder.name}"):
             proc = tc.run(argv, cwd=folder, env=ccache_env(), binds=binds, check=False,
                           timeout=MODULE_BUILD_TIMEOUT)
-        if proc.returncode == 0 and not clippy and all(m.is_file() for m in modules):
+        clean = not clippy or "warning:" not in (proc.stdout or "")
+        if proc.returncode == 0 and clean and all(m.is_file() for m in modules):
             module_stamp.record(output, folder, argv, modules, by_content,
                                 lambda p: tc.host_path(p, binds), started,
                                 also=(kernel.build_dir / "Module.symvers",

@@ -153,7 +153,12 @@ def vm(request: pytest.FixtureRequest,
     if isinstance(overlays, str) or not all(isinstance(o, str) for o in overlays):
         raise pytest.UsageError("rustkm marker: devicetree= takes a list of overlay files (.dts "
                                 "or .dtbo), e.g. devicetree=[\"dt-overlay.dts\"]")
+    hung_task = settings.pop("hung_task_seconds", VmOptions.hung_task_seconds)
+    if not isinstance(hung_task, int) or isinstance(hung_task, bool) or hung_task < 1:
+        raise pytest.UsageError("rustkm marker: hung_task_seconds= takes a whole number of "
+                                f"seconds, 1 or more (got {hung_task!r})")
     options = VmOptions(memory_mb=memory, cpus=settings.pop("cpus", 1),
+                        hung_task_seconds=hung_task,
                         append=tuple(settings.pop("append", ())), devices=tuple(devices),
                         dt_overlays=tuple(str(here / o) for o in overlays))
     if settings:
