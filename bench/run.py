@@ -267,26 +267,50 @@ def bench_suite(runs: int) -> None:
 
 def bench_module(runs: int) -> None:
     from rustkm.module import build_module
+    from rustkm.module_stamp import STAMP
 
     quiet()
     tc, kernel = lane_kernel()
     source = PRINTERFACT / "printerfact.rs"
+    original = source.read_text()
+    edits = iter(range(1_000_000))
+
+    def edit() -> None:
+        # A real change (a touch alone no longer rebuilds: the stamp compares content).
+        source.write_text(f"{original}// bench edit {next(edits)}\n")
 
     def rebuild() -> None:
-        os.utime(source)  # as an editor's save: the next build must recompile
+        edit()
         build_module(tc, kernel, PRINTERFACT)
 
-    build_module(tc, kernel, PRINTERFACT)
-    measure("one-file module rebuild after an edit (printerfact)", rebuild, runs)
+    try:
+        build = build_module(tc, kernel, PRINTERFACT)
+        measure("one-file module rebuild after an edit (printerfact)", rebuild, runs)
 
-    def edit_to_result() -> None:
-        os.utime(source)
-        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        str(PRINTERFACT / "test_printerfact.py"), "-k", "small_reads"],
-                       check=True, capture_output=True, cwd=ROOT)
+        def make_check() -> None:
+            (build.output / STAMP).unlink(missing_ok=True)  # as before stamps: make decides
+            build_module(tc, kernel, PRINTERFACT)
 
-    measure("edit to test result (touch, pytest: build, boot, insmod, dd, verdict)",
-            edit_to_result, runs)
+        def stamp_check() -> None:
+            build_module(tc, kernel, PRINTERFACT)
+
+        build_module(tc, kernel, PRINTERFACT)
+        measure_side_by_side([("unchanged module built again: make's up-to-date check",
+                               make_check),
+                              ("unchanged module built again: the stamp", stamp_check)],
+                             max(runs, 8))
+
+        def edit_to_result() -> None:
+            edit()
+            subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                            str(PRINTERFACT / "test_printerfact.py"), "-k", "small_reads"],
+                           check=True, capture_output=True, cwd=ROOT)
+
+        measure("edit to test result (an edit, pytest: build, boot, insmod, dd, verdict)",
+                edit_to_result, runs)
+    finally:
+        source.write_text(original)
+        build_module(tc, kernel, PRINTERFACT)
 
 
 def bench_kernel(runs: int) -> None:
