@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from rustkm import boot
+from rustkm.kernel.build import cut_short_cmd_files
 from rustkm.kernel.config import parse_config
 from rustkm.machine import GuestKernel
 
@@ -82,6 +83,11 @@ def test_interrupted_build_resumes_and_concurrent_builders_share_it(kernel, tmp_
         first.send_signal(signal.SIGKILL)  # as a user's kill -9, mid-compile
         first.wait()
         assert not (copy / "rustkm-build.json").exists()
+        # A kill while Kbuild's fixdep writes a .cmd file leaves it cut short (seen in a lane
+        # run: make then stops at "unterminated call to function 'wildcard'").
+        cmd = copy / "kernel/.fork.o.cmd"
+        text = cmd.read_text()
+        cmd.write_text(text[:text.index("$(wildcard") + 12])
 
         second, third = start_builder(kernel, kernels_dir), start_builder(kernel, kernels_dir)
         outputs = [p.communicate(timeout=900)[0] for p in (second, third)]
@@ -90,8 +96,23 @@ def test_interrupted_build_resumes_and_concurrent_builders_share_it(kernel, tmp_
             pytest.fail("a builder failed:\n" + "\n-----\n".join(outputs), pytrace=False)
         assert sum("building Linux" in out for out in outputs) == 1, outputs
         assert all(f"built {copy / 'vmlinux'}" in out for out in outputs)
+        assert sum(".fork.o.cmd cut short by an interrupted build; removed, resuming" in out
+                   for out in outputs) == 1, outputs
 
         with boot(GuestKernel(copy / "vmlinux")) as vm:
             assert vm.succeed("uname -r").strip() == kernel.release
     finally:
         shutil.rmtree(copy, ignore_errors=True)
+
+
+def test_cmd_files_make_could_not_parse_are_named(tmp_path):
+    # make's own words, from a build resumed after a kill -9 (the lane run that found it).
+    (tmp_path / "kernel").mkdir()
+    (tmp_path / "kernel/.panic.o.cmd").write_text("savedcmd_kernel/panic.o := cl")
+    output = ("  CC      arch/x86/kernel/umip.o\n"
+              "kernel/.panic.o.cmd:5: *** unterminated call to function 'wildcard': "
+              "missing ')'.  Stop.\n"
+              "make[3]: *** [scripts/Makefile.build:555: kernel] Error 2\n"
+              "../.outside.cmd:1: *** missing separator.  Stop.\n")
+    assert cut_short_cmd_files(output, tmp_path) == [(tmp_path / "kernel/.panic.o.cmd").resolve()]
+    assert cut_short_cmd_files("make: *** [Makefile:260: __sub-make] Error 2\n", tmp_path) == []

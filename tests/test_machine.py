@@ -1,5 +1,6 @@
 """The Machine API against a real guest: exit codes, output, timeouts, kernel trouble, reaping."""
 
+import dataclasses
 import hashlib
 import os
 import signal
@@ -7,14 +8,19 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
 from rustkm import boot
 from rustkm.agent import GuestStuck
 from rustkm.errors import RustkmError
+from rustkm.kernel.guest import guest_kernel
 from rustkm.machine import CommandFailed, KernelTrouble
+from rustkm.module import build_module
 from rustkm.vm import VmOptions
+
+ROOT = Path(__file__).parents[1]
 
 TROUBLE = pytest.mark.rustkm(modules=["kmods/trouble"])
 
@@ -212,6 +218,25 @@ def test_a_boot_that_hangs_times_out(kernel):
     options = VmOptions(append=("rdinit=/bin/busybox", "--", "cat"), boot_timeout=3)
     with pytest.raises(GuestStuck, match="did not boot"), boot(kernel, options=options):
         pass
+
+
+def test_a_guest_that_locks_up_while_booting_boots_once_more_and_says_so(rustkm_kernel, capfd):
+    # tests/kmods/lockup spins with preemption off as it loads, before the agent starts:
+    # watchdog_thresh=1 has the kernel report a soft lockup within seconds. It locks up at
+    # every boot, so the second boot fails too, and the error says both did.
+    tc, kernel = rustkm_kernel
+    lockup = build_module(tc, kernel, ROOT / "tests/kmods/lockup").ko("lockup")
+    image = dataclasses.replace(guest_kernel(kernel), early_modules=(lockup,))
+    options = VmOptions(append=("watchdog_thresh=1",), snapshot=False)
+    start = time.monotonic()
+    with pytest.raises(RustkmError) as failed, boot(image, options=options, toolchain=tc):
+        pytest.fail("booted")
+    assert time.monotonic() - start < 60  # not the 120 s boot timeout, twice
+    assert "soft lockup" in str(failed.value)
+    assert "the boot before locked up too: watchdog: BUG: soft lockup" in str(failed.value)
+    said = " ".join(capfd.readouterr().err.split())  # as said, whatever the line width
+    assert "the guest locked up while booting (watchdog: BUG: soft lockup" in said
+    assert "it boots once more" in said and "lockup: " in said  # the console's tail
 
 
 def test_a_panic_at_boot_is_reported(kernel):

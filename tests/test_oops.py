@@ -140,3 +140,11 @@ def test_demangling_replaces_v0_and_legacy_symbols_with_llvm_cxxfilt():
 def test_without_a_demangler_text_is_unchanged():
     set_demangler([])
     assert demangle_symbols("at _RNvCs1234_7trouble4init+0x1") == "at _RNvCs1234_7trouble4init+0x1"
+
+
+def test_a_2cpu_guest_stalled_at_boot_in_stop_machine_is_a_soft_lockup():
+    # A real console: a cold 2-CPU boot under TCG that never reached its agent (about one
+    # in a thousand): CPU 0 waits in multi_cpu_stop, the switch to the final TSC clocksource.
+    found = find_trouble(lines("boot-lockup-stop-machine-2cpu-tcg"))
+    assert [t.kind for t in found] == ["soft-lockup"]
+    assert "multi_cpu_stop" in "\n".join(found[0].lines)

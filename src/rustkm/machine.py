@@ -33,7 +33,7 @@ from rustkm.initramfs import GUEST_MODULE_DIR, InitramfsSpec, toolchain_busybox,
 from rustkm.kernel.guest import GuestKernel
 from rustkm.log import say, step
 from rustkm.modinfo import read_module
-from rustkm.oops import Trouble, find_trouble, set_demangler
+from rustkm.oops import Trouble, classify, find_trouble, set_demangler, strip_timestamp
 from rustkm.qmp import QmpClient
 from rustkm.snapshot import Snapshot, discard, find, restore, save, snapshot_key, snapshots_enabled
 from rustkm.toolchain import Toolchain, ensure_toolchain, toolchain_named
@@ -44,6 +44,8 @@ DEFAULT_TIMEOUT = 60.0
 _COPY_CHUNK = 1 << 20
 # What guest/init prints when the agent dies: the call in flight ends at once, saying so.
 _AGENT_DIED = re.compile(r"^rustkm: agent exited with status (\d+)")
+# Kernel reports that mean a guest stalled before its agent started.
+_BOOT_LOCKUPS = ("soft-lockup", "hard-lockup", "rcu-stall")
 
 
 class CommandFailed(RustkmError):
@@ -80,6 +82,7 @@ class Machine:
         self._console: ConsoleLog | None = None
         self._agent: AgentChannel | None = None
         self._agent_ready = False  # it greeted (or was restored): it can be asked things
+        self._boot_lockup: str | None = None  # the lockup the kernel reported at boot
         self._qmp: QmpClient | None = None
         self._checked = 0  # console lines already searched for trouble
         self._request_mark = 0  # console lines before the request in flight
@@ -188,7 +191,29 @@ class Machine:
         return self._dtb
 
     def _boot(self, initramfs: Path, how: str, snapshot: Snapshot | None = None) -> None:
+        """Boot (or restore) once. A cold boot whose kernel locks up before the agent starts
+        (no module of the test loaded yet) boots once more, saying so: under TCG a 2-CPU
+        guest has been seen, about once in a thousand boots, to stall for good in the
+        stop_machine of its switch to the final TSC clocksource."""
+        try:
+            self._boot_once(initramfs, how, snapshot)
+        except RustkmError as e:
+            lockup = self._boot_lockup
+            if snapshot is not None or lockup is None:
+                raise
+            say(f"{self.name}: the guest locked up while booting ({lockup}); it boots once "
+                f"more. Its console:\n{self._console_tail(25)}")
+            self._teardown()
+            try:
+                self._boot_once(initramfs, f"{how}; booted twice, the first boot locked up: "
+                                           f"{lockup}")
+            except RustkmError as again:
+                again.message = f"{again.message} (the boot before locked up too: {lockup})"
+                raise again from e
+
+    def _boot_once(self, initramfs: Path, how: str, snapshot: Snapshot | None = None) -> None:
         self.boot_how = how
+        self._boot_lockup = None
         with self._step(f"booting {self.kernel.image.name} ({self.accel}, "
                         f"{self.options.memory_mb} MiB, {self.options.cpus} CPU): {how}"):
             console_sock = self.workdir / "console.sock"
@@ -663,6 +688,11 @@ class Machine:
         lines = self._console.snapshot(max(self._request_mark, len(self._console.lines) - 50))
         if any("Kernel panic - not syncing" in line for line in lines):
             return "the kernel panicked"
+        if not self._agent_ready:
+            for line in lines:
+                if classify(line) in _BOOT_LOCKUPS:
+                    self._boot_lockup = strip_timestamp(line)
+                    return f"the kernel locked up while booting: {self._boot_lockup}"
         for line in lines:
             died = _AGENT_DIED.match(line)
             if died:

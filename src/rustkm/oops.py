@@ -50,6 +50,11 @@ class Trouble:
         return demangle_symbols(text) if demangle else text
 
 
+def strip_timestamp(line: str) -> str:
+    """A console line without its printk timestamp."""
+    return _TIMESTAMP.sub("", line).strip()
+
+
 def classify(line: str) -> str | None:
     body = _TIMESTAMP.sub("", line)
     for kind, pattern in TRIGGERS:

@@ -32,11 +32,13 @@ def process_identity(pid: int) -> str | None:
     return f"{pid}:{fields[19]}" if len(fields) > 19 else None
 
 
-def _alive(record: Path) -> bool:
+def _alive(record: Path, missing: bool = False) -> bool:
+    """Whether the process a record names still runs; `missing`: the answer when the record
+    is gone."""
     try:
         identity = record.read_text().strip()
     except FileNotFoundError:
-        return False
+        return missing
     except OSError:
         return True  # unreadable: not ours to judge
     pid, _, _ = identity.partition(":")
@@ -74,8 +76,10 @@ def remove_stale(base: Path) -> list[Path]:
         if not owner.exists():
             if _age(folder) < _MAKING or not _only_partial_owner(folder):
                 continue  # being made right now, or not a VM folder (rustkm matrix's results)
-        elif _alive(owner) or _alive(folder / _QEMU):
-            continue  # still in use
+        elif _alive(owner, missing=True) or _alive(folder / _QEMU):
+            # Still in use; or the owner record went between the two looks: its owner is
+            # removing the folder this moment (sweeping too would race its rmtree).
+            continue
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
     return removed

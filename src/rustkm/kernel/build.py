@@ -248,45 +248,83 @@ def _compile(tc: Toolchain, source: KernelSource, build_dir: Path, key: str,
     expected = expected_steps(_object_counts(counts_file), key)
     argv = tc.wrap(out_of_tree_make(source.tree, build_dir, *make_args(jobs, arch)),
                    cwd=build_dir, env=ccache_env(), binds=[source.tree])
+    done = 0
+    with step(f"building Linux {source.version} in {build_dir}"):
+        for _ in range(_CMD_REPAIRS + 1):
+            rc, tail, causes, steps = _run_make(argv, expected)
+            done += steps
+            cut = [] if rc == 0 else cut_short_cmd_files("".join(causes + tail), build_dir)
+            if not cut:
+                break
+            # A build killed while Kbuild's fixdep wrote a .cmd file leaves it cut short, and
+            # make then stops at parsing it: without it, Kbuild rebuilds that one target.
+            for path in cut:
+                path.unlink(missing_ok=True)
+            say(f"kernel build: {', '.join(p.name for p in cut)} cut short by an interrupted "
+                "build; removed, resuming")
+        if rc != 0:
+            raise _build_failure("".join(tail), "(kernel build)",
+                                 [c.rstrip("\n") for c in causes])
+        say(f"{done} build steps")
+    if done > 100:
+        record_steps(counts_file, key, done)
+
+
+# How many times a build resumes after removing .cmd files an interrupted build cut short
+# (make -j N writes at most N at once).
+_CMD_REPAIRS = 4
+# make's parse error in an included file: "kernel/.panic.o.cmd:5: *** unterminated call...".
+_CMD_PARSE_ERROR = re.compile(r"^(\S*\.cmd):\d+: \*\*\* ", re.MULTILINE)
+
+
+def cut_short_cmd_files(output: str, build_dir: Path) -> list[Path]:
+    """The Kbuild .cmd files (in `build_dir`) that make could not parse."""
+    found = []
+    root = build_dir.resolve()
+    for name in dict.fromkeys(_CMD_PARSE_ERROR.findall(output)):
+        path = (build_dir / name).resolve()
+        if path.is_relative_to(root) and path.name.startswith(".") and path.is_file():
+            found.append(path)
+    return found
+
+
+def _run_make(argv: list[str], expected: int) -> tuple[int, list[str], list[str], int]:
+    """Run the kernel's make with a progress bar: its status, the last 200 lines, the lines
+    that look like causes of a failure, and the build steps it took."""
     tail: list[str] = []
     causes: list[str] = []
     done = 0
     start = last_print = time.monotonic()
-    with step(f"building Linux {source.version} in {build_dir}"):
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                errors="replace")
-        assert proc.stdout is not None
-        progress = Progress(TextColumn("  kernel build"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[last]}"), TimeElapsedColumn(),
-                            TextColumn("left"), TimeRemainingColumn(),
-                            console=console, transient=True, disable=not console.is_terminal)
-        try:
-            with progress:
-                task = progress.add_task("build", total=expected, last="")
-                for line in proc.stdout:
-                    tail = (tail + [line])[-200:]
-                    if len(causes) < 20 and _CAUSE.search(line):
-                        causes.append(line.rstrip("\n"))
-                    m = _OBJECT_LINE.match(line)
-                    if not m:
-                        continue
-                    done += 1
-                    progress.update(task, completed=done, last=m.group(2)[-40:])
-                    now = time.monotonic()
-                    if not console.is_terminal and now - last_print > 30:
-                        say(f"kernel build: {done}/~{expected} steps, {now - start:.0f} s, "
-                            f"{time_left(done, expected, now - start)}, {m.group(2)}")
-                        last_print = now
-            rc = proc.wait()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        if rc != 0:
-            raise _build_failure("".join(tail), "(kernel build)", causes)
-        say(f"{done} build steps")
-    if done > 100:
-        record_steps(counts_file, key, done)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            errors="replace")
+    assert proc.stdout is not None
+    progress = Progress(TextColumn("  kernel build"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[last]}"), TimeElapsedColumn(),
+                        TextColumn("left"), TimeRemainingColumn(),
+                        console=console, transient=True, disable=not console.is_terminal)
+    try:
+        with progress:
+            task = progress.add_task("build", total=expected, last="")
+            for line in proc.stdout:
+                tail = (tail + [line])[-200:]
+                if len(causes) < 20 and _CAUSE.search(line):
+                    causes.append(line)
+                m = _OBJECT_LINE.match(line)
+                if not m:
+                    continue
+                done += 1
+                progress.update(task, completed=done, last=m.group(2)[-40:])
+                now = time.monotonic()
+                if not console.is_terminal and now - last_print > 30:
+                    say(f"kernel build: {done}/~{expected} steps, {now - start:.0f} s, "
+                        f"{time_left(done, expected, now - start)}, {m.group(2)}")
+                    last_print = now
+        rc = proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return rc, tail, causes, done
 
 
 # Build steps of this project's default kernel (Linux 7.2, rustkm's fragments and LKMPG's),
