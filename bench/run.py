@@ -6,7 +6,10 @@
                                   an arm64 guest next to an x86_64 one, each on Debian's stock
                                   kernel: cold boot, restored + insmod + cat, `rustkm run`
     python bench/run.py suite     a slice of the tests with snapshots off and on, alternating
-    python bench/run.py module    one-file module rebuild, edit-to-test-result for printerfact
+    python bench/run.py lane      the whole self-built lane (pytest -n 2) with snapshots off and
+                                  on, and the summed setup / call time of each (about 15 min)
+    python bench/run.py module    one-file module rebuild, an unchanged module built again (make's
+                                  check and the stamp, side by side), edit-to-test-result
     python bench/run.py kernel    no-op `rustkm kernel build`
     python bench/run.py ccache    the kernel from scratch in a new folder, with a warm ccache
     python bench/run.py config    what KUnit and the devices fragment cost the default kernel:
@@ -30,6 +33,7 @@ import argparse
 import functools
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -263,6 +267,37 @@ def bench_suite(runs: int) -> None:
     report({"bench": "test slice: snapshots on / off", "ratio": round(
         float(rows["test slice, snapshots on"]["median_s"])  # type: ignore[arg-type]
         / float(rows["test slice, snapshots off"]["median_s"]), 3)})  # type: ignore[arg-type]
+
+
+_PHASE = re.compile(r"^([0-9.]+)s (setup|call|teardown) ", re.MULTILINE)
+
+
+def bench_lane(runs: int) -> None:
+    """The whole self-built lane (`pytest -n 2`) with snapshots off and on, alternating: wall
+    time, the ratio, and where the tests' time goes (pytest --durations: setup, which holds
+    each VM's start, against the test bodies), and the bound no VM start can beat: the lane
+    with setup taken as free."""
+    def lane(on: bool) -> Callable[[], object]:
+        def run() -> object:
+            env = {**os.environ, "RUSTKM_SNAPSHOTS": "1" if on else "0"}
+            done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2",
+                                   "-p", "no:cacheprovider", "--durations=0"], check=False,
+                                  capture_output=True, text=True, cwd=ROOT, env=env)
+            phases: dict[str, float] = {}
+            for seconds, phase in _PHASE.findall(done.stdout):
+                phases[phase] = phases.get(phase, 0.0) + float(seconds)
+            report({"bench": f"lane phases, snapshots {'on' if on else 'off'}",
+                    "exit_status": done.returncode, "summed_s":
+                    {k: round(v) for k, v in sorted(phases.items())},
+                    "summary": done.stdout.strip().splitlines()[-1:]})
+            return done
+        return run
+
+    rows = measure_side_by_side([("self-built lane, snapshots off", lane(False)),
+                                 ("self-built lane, snapshots on", lane(True))], runs)
+    report({"bench": "self-built lane: snapshots on / off", "ratio": round(
+        float(rows["self-built lane, snapshots on"]["median_s"])  # type: ignore[arg-type]
+        / float(rows["self-built lane, snapshots off"]["median_s"]), 3)})
 
 
 def bench_module(runs: int) -> None:
@@ -564,8 +599,8 @@ def _stage_times(log: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("boot", "suite", "module", "kernel", "ccache", "config",
-                                         "cold",
+    parser.add_argument("what", choices=("boot", "suite", "lane", "module", "kernel", "ccache",
+                                         "config", "cold",
                                          "stock", "matrix", "kunit", "all"))
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--lanes", default=MATRIX_LANES, help="matrix: the lanes")
@@ -587,6 +622,8 @@ def main() -> None:
     # The fast-VM targets together: boot also runs the test slice with snapshots off and on.
     if args.what == "suite" or (args.what in ("boot", "all") and not args.no_suite):
         bench_suite(max(1, args.runs // 5))
+    if args.what == "lane":
+        bench_lane(max(1, args.runs // 10))
     if args.what in ("module", "all"):
         bench_module(max(3, args.runs // 2))
     if args.what in ("kernel", "all"):
