@@ -231,13 +231,13 @@ def test_a_guest_that_locks_up_while_booting_boots_once_more_and_says_so(rustkm_
     start = time.monotonic()
     with pytest.raises(RustkmError) as failed, boot(image, options=options, toolchain=tc):
         pytest.fail("booted")
-    assert time.monotonic() - start < 60  # not the 120 s boot timeout, twice
+    assert time.monotonic() - start < 90  # not the 120 s boot timeout, twice
     assert "soft lockup" in str(failed.value)
     assert "the boot before locked up too: watchdog: BUG: soft lockup" in str(failed.value)
     said = " ".join(capfd.readouterr().err.split())  # as said, whatever the line width
     assert "the guest locked up while booting (watchdog: BUG: soft lockup" in said
     assert "it boots once more" in said
-    assert "[lockup]" in said  # the console's tail: the report's trace, the module in it
+    assert "do_init_module" in said  # the console's tail: the report's trace
 
 
 def test_a_panic_at_boot_is_reported(kernel):
