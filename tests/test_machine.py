@@ -237,6 +237,7 @@ def test_a_guest_that_locks_up_while_booting_boots_once_more_and_says_so(rustkm_
     said = " ".join(capfd.readouterr().err.split())  # as said, whatever the line width
     assert "the guest locked up while booting (watchdog: BUG: soft lockup" in said
     assert "it boots once more" in said
+    assert "Its vCPUs: CPU#0 RIP=" in said  # where QEMU says the vCPU was
     assert "do_init_module" in said  # the console's tail: the report's trace
 
 

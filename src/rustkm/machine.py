@@ -34,7 +34,7 @@ from rustkm.kernel.guest import GuestKernel
 from rustkm.log import say, step
 from rustkm.modinfo import read_module
 from rustkm.oops import Trouble, classify, find_trouble, set_demangler, strip_timestamp
-from rustkm.qmp import QmpClient
+from rustkm.qmp import QmpClient, vcpu_places
 from rustkm.snapshot import Snapshot, discard, find, restore, save, snapshot_key, snapshots_enabled
 from rustkm.toolchain import Toolchain, ensure_toolchain, toolchain_named
 from rustkm.vm import QBOOT, VIRTIO_AGENT_PORT, QemuProcess, VmOptions, arm64_machine, qemu_argv
@@ -201,8 +201,9 @@ class Machine:
             lockup = self._boot_lockup
             if snapshot is not None or lockup is None:
                 raise
+            places = vcpu_places(self._qmp) if self._qmp is not None else ""
             say(f"{self.name}: the guest locked up while booting ({lockup}); it boots once "
-                f"more. Its console:\n{self._console_tail(25)}")
+                f"more. Its vCPUs:\n{places}\nIts console:\n{self._console_tail(25)}")
             self._teardown()
             try:
                 self._boot_once(initramfs, f"{how}; booted twice, the first boot locked up: "

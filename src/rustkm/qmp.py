@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from pathlib import Path
@@ -97,3 +98,19 @@ class QmpClient:
 
     def close(self) -> None:
         self._sock.close()
+
+
+_VCPU_LINE = re.compile(r"^(CPU#\d+|\s*(RIP|PC)=\S+.*)$", re.MULTILINE)
+
+
+def vcpu_places(qmp: QmpClient) -> str:
+    """Where each vCPU is (QEMU's `info registers -a`, its CPU and instruction-pointer lines),
+    for a report about a guest that stopped making progress; "" when QEMU cannot say."""
+    try:
+        text = qmp.execute("human-monitor-command", **{"command-line": "info registers -a"})
+    except (RustkmError, OSError):
+        return ""
+    if not isinstance(text, str):
+        return ""
+    text = text.replace("\r\n", "\n")  # HMP answers with terminal line ends
+    return "\n".join(m.group(0).strip() for m in _VCPU_LINE.finditer(text))
