@@ -181,6 +181,11 @@ def test_a_damaged_request_is_refused_not_run(agent, tmp_path):
 # -- the parser against a peer that lies -------------------------------------------------------
 
 
+# The replies these peers forge come at once: a long timeout only keeps a host that stalls
+# the test process (seen once in a CI run: 11 s without an answer) from failing the test.
+_PATIENT = 60
+
+
 def _lying_peer(reply: Callable[[int], bytes] | None) -> AgentChannel:
     """A channel whose peer greets, reads one request and answers with `reply(its nonce)`."""
     ours, theirs = socket.socketpair()
@@ -188,7 +193,12 @@ def _lying_peer(reply: Callable[[int], bytes] | None) -> AgentChannel:
     def serve() -> None:
         try:
             theirs.sendall(frame(b"Y", 1, b"rustkm-agent 1"))
-            head = theirs.recv(17)
+            head = b""
+            while len(head) < 17:  # the request's header, whole
+                chunk = theirs.recv(17 - len(head))
+                if not chunk:
+                    return
+                head += chunk
             if reply is not None:
                 theirs.sendall(reply(int.from_bytes(head[5:13], "big")))
             while theirs.recv(1 << 16):  # stay connected, silent, until the channel goes
@@ -217,14 +227,14 @@ def _done(status: int, out: int, err: int) -> bytes:
 def test_forged_or_malformed_replies_end_the_call_loudly(reply, message):
     channel = _lying_peer(reply)
     with pytest.raises(GuestStuck, match=message):
-        channel.run("true", 1)
+        channel.run("true", _PATIENT)
 
 
 def test_a_reply_whose_byte_counts_disagree_is_refused():
     channel = _lying_peer(lambda nonce: frame(b"O", nonce, b"abc") +
                           frame(b"X", nonce, _done(0, 4, 0)))
     with pytest.raises(GuestStuck, match="output was lost"):
-        channel.run("true", 1)
+        channel.run("true", _PATIENT)
 
 
 class _FullDisk(io.RawIOBase):
@@ -268,7 +278,12 @@ def test_the_rest_of_an_abandoned_reply_is_skipped_by_the_next_request():
         for reply in (lambda n: b"".join(frame(b"O", n, b"x" * 100) for _ in range(5))
                       + frame(b"X", n, _done(0, 500, 0)),
                       lambda n: frame(b"O", n, b"ok\n") + frame(b"X", n, _done(0, 3, 0))):
-            head = theirs.recv(17)
+            head = b""
+            while len(head) < 17:  # the request's header, whole
+                chunk = theirs.recv(17 - len(head))
+                if not chunk:
+                    return
+                head += chunk
             body = struct.unpack(">I", head[13:17])[0] + 4
             while body:
                 body -= len(theirs.recv(body))
@@ -294,7 +309,7 @@ def test_a_copy_streams_into_its_sink():
 def test_a_damaged_reply_is_refused():
     channel = _lying_peer(lambda nonce: frame(b"O", nonce, b"abc")[:-1] + b"?")
     with pytest.raises(GuestStuck, match="damaged"):
-        channel.run("true", 1)
+        channel.run("true", _PATIENT)
 
 
 def test_a_silent_peer_times_out_as_a_hang(monkeypatch):
