@@ -248,25 +248,32 @@ SUITE = ["tests/test_machine.py", "kmods/printerfact", "kmods/sysctl", "kmods/pr
          "tests/test_machine.py::test_a_task_stuck_in_d_state_is_reported_as_a_hung_task"]
 
 
+def _pytest(snapshots: bool, *args: str) -> subprocess.CompletedProcess[str]:
+    """`pytest -q -n 2` of this project as a whole process, snapshots on or off."""
+    env = {**os.environ, "RUSTKM_SNAPSHOTS": "1" if snapshots else "0"}
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2",
+                           "-p", "no:cacheprovider", *args], check=False,
+                          capture_output=True, text=True, cwd=ROOT, env=env)
+
+
+def _on_off(name: str, run: Callable[[bool], object], runs: int) -> None:
+    """`run(snapshots)` off and on, alternating, and the ratio of their medians."""
+    off, on = f"{name}, snapshots off", f"{name}, snapshots on"
+    rows = measure_side_by_side([(off, lambda: run(False)), (on, lambda: run(True))], runs)
+    report({"bench": f"{name}: snapshots on / off", "ratio": round(
+        float(rows[on]["median_s"]) / float(rows[off]["median_s"]), 3)})  # type: ignore[arg-type]
+
+
 def bench_suite(runs: int) -> None:
     """The same tests with snapshots on and off, alternating, `pytest -n 2` as a whole process."""
-    def suite(on: bool) -> Callable[[], object]:
-        def run() -> object:
-            env = {**os.environ, "RUSTKM_SNAPSHOTS": "1" if on else "0"}
-            done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2",
-                                   "-p", "no:cacheprovider", *SUITE], check=False,
-                                  capture_output=True, text=True, cwd=ROOT, env=env)
-            if done.returncode != 0:  # a figure of a failed run would mean nothing
-                sys.exit(f"the test slice failed (snapshots {'on' if on else 'off'}):\n"
-                         + done.stdout[-6000:])
-            return done
-        return run
+    def suite(on: bool) -> object:
+        done = _pytest(on, *SUITE)
+        if done.returncode != 0:  # a figure of a failed run would mean nothing
+            sys.exit(f"the test slice failed (snapshots {'on' if on else 'off'}):\n"
+                     + done.stdout[-6000:])
+        return done
 
-    rows = measure_side_by_side([("test slice, snapshots off", suite(False)),
-                                 ("test slice, snapshots on", suite(True))], runs)
-    report({"bench": "test slice: snapshots on / off", "ratio": round(
-        float(rows["test slice, snapshots on"]["median_s"])  # type: ignore[arg-type]
-        / float(rows["test slice, snapshots off"]["median_s"]), 3)})  # type: ignore[arg-type]
+    _on_off("test slice", suite, runs)
 
 
 _PHASE = re.compile(r"^([0-9.]+)s (setup|call|teardown) ", re.MULTILINE)
@@ -275,29 +282,19 @@ _PHASE = re.compile(r"^([0-9.]+)s (setup|call|teardown) ", re.MULTILINE)
 def bench_lane(runs: int) -> None:
     """The whole self-built lane (`pytest -n 2`) with snapshots off and on, alternating: wall
     time, the ratio, and where the tests' time goes (pytest --durations: setup, which holds
-    each VM's start, against the test bodies), and the bound no VM start can beat: the lane
-    with setup taken as free."""
-    def lane(on: bool) -> Callable[[], object]:
-        def run() -> object:
-            env = {**os.environ, "RUSTKM_SNAPSHOTS": "1" if on else "0"}
-            done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2",
-                                   "-p", "no:cacheprovider", "--durations=0"], check=False,
-                                  capture_output=True, text=True, cwd=ROOT, env=env)
-            phases: dict[str, float] = {}
-            for seconds, phase in _PHASE.findall(done.stdout):
-                phases[phase] = phases.get(phase, 0.0) + float(seconds)
-            report({"bench": f"lane phases, snapshots {'on' if on else 'off'}",
-                    "exit_status": done.returncode, "summed_s":
-                    {k: round(v) for k, v in sorted(phases.items())},
-                    "summary": done.stdout.strip().splitlines()[-1:]})
-            return done
-        return run
+    each VM's start, against the test bodies)."""
+    def lane(on: bool) -> object:
+        done = _pytest(on, "--durations=0")
+        phases: dict[str, float] = {}
+        for seconds, phase in _PHASE.findall(done.stdout):
+            phases[phase] = phases.get(phase, 0.0) + float(seconds)
+        report({"bench": f"lane phases, snapshots {'on' if on else 'off'}",
+                "exit_status": done.returncode, "summed_s":
+                {k: round(v) for k, v in sorted(phases.items())},
+                "summary": done.stdout.strip().splitlines()[-1:]})
+        return done
 
-    rows = measure_side_by_side([("self-built lane, snapshots off", lane(False)),
-                                 ("self-built lane, snapshots on", lane(True))], runs)
-    report({"bench": "self-built lane: snapshots on / off", "ratio": round(
-        float(rows["self-built lane, snapshots on"]["median_s"])  # type: ignore[arg-type]
-        / float(rows["self-built lane, snapshots off"]["median_s"]), 3)})
+    _on_off("self-built lane", lane, runs)
 
 
 def bench_module(runs: int) -> None:

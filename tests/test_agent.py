@@ -186,6 +186,17 @@ def test_a_damaged_request_is_refused_not_run(agent, tmp_path):
 _PATIENT = 60
 
 
+def _request_header(sock: socket.socket) -> bytes | None:
+    """A request's 17-byte header, read whole; None when the channel closed first."""
+    head = b""
+    while len(head) < 17:
+        chunk = sock.recv(17 - len(head))
+        if not chunk:
+            return None
+        head += chunk
+    return head
+
+
 def _lying_peer(reply: Callable[[int], bytes] | None) -> AgentChannel:
     """A channel whose peer greets, reads one request and answers with `reply(its nonce)`."""
     ours, theirs = socket.socketpair()
@@ -193,12 +204,9 @@ def _lying_peer(reply: Callable[[int], bytes] | None) -> AgentChannel:
     def serve() -> None:
         try:
             theirs.sendall(frame(b"Y", 1, b"rustkm-agent 1"))
-            head = b""
-            while len(head) < 17:  # the request's header, whole
-                chunk = theirs.recv(17 - len(head))
-                if not chunk:
-                    return
-                head += chunk
+            head = _request_header(theirs)
+            if head is None:
+                return
             if reply is not None:
                 theirs.sendall(reply(int.from_bytes(head[5:13], "big")))
             while theirs.recv(1 << 16):  # stay connected, silent, until the channel goes
@@ -278,12 +286,9 @@ def test_the_rest_of_an_abandoned_reply_is_skipped_by_the_next_request():
         for reply in (lambda n: b"".join(frame(b"O", n, b"x" * 100) for _ in range(5))
                       + frame(b"X", n, _done(0, 500, 0)),
                       lambda n: frame(b"O", n, b"ok\n") + frame(b"X", n, _done(0, 3, 0))):
-            head = b""
-            while len(head) < 17:  # the request's header, whole
-                chunk = theirs.recv(17 - len(head))
-                if not chunk:
-                    return
-                head += chunk
+            head = _request_header(theirs)
+            if head is None:
+                return
             body = struct.unpack(">I", head[13:17])[0] + 4
             while body:
                 body -= len(theirs.recv(body))

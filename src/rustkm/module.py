@@ -74,8 +74,9 @@ def build_module(tc: Toolchain, kernel: KernelBuild, folder: Path,
             *kernel.module_make_args(), f"KRUSTFLAGS={rustflags}", *kcov,
             *(["CLIPPY=1"] if clippy else [])]
     modules = tuple(output / f"{name}.ko" for name in names)
-    binds = [kernel.source.tree, folder.parent, _project_root(folder), *extra_binds]
-    by_content = (folder, _project_root(folder))
+    project = _project_root(folder)
+    binds = [kernel.source.tree, folder.parent, project, *extra_binds]
+    by_content = (folder, project)
     with locked(output, f"the build of {folder.name}"):
         # Current: make would change nothing (for clippy: the last run had no warnings, and
         # clippy would say the same of the same files, as cargo clippy replays its verdict).
@@ -90,13 +91,13 @@ def build_module(tc: Toolchain, kernel: KernelBuild, folder: Path,
         with step(f"building {folder.name}"):
             proc = tc.run(argv, cwd=folder, env=ccache_env(), binds=binds, check=False,
                           timeout=MODULE_BUILD_TIMEOUT)
-        clean = not clippy or "warning:" not in (proc.stdout or "")
-        if proc.returncode == 0 and clean and all(m.is_file() for m in modules):
+        warned = clippy and "warning:" in (proc.stdout or "")
+        if proc.returncode == 0 and not warned and all(m.is_file() for m in modules):
             module_stamp.record(output, folder, argv, modules, by_content,
                                 lambda p: tc.host_path(p, binds), started,
                                 also=(kernel.build_dir / "Module.symvers",
                                       kernel.build_dir / ".config"))
-    if proc.returncode == 0 and clippy and "warning:" in (proc.stdout or ""):
+    if proc.returncode == 0 and warned:
         raise RustkmError(f"clippy has warnings for {folder}",
                           details=_compiler_messages(proc.stdout or ""))
     if proc.returncode != 0:
